@@ -1,1 +1,1 @@
-"""db."""
+"""Database schema for the upload pipeline and the operator: migrations, named queries, CLI."""

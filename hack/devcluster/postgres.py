@@ -1,0 +1,280 @@
+"""Throw-away and persistent local PostgreSQL servers built from the machine's binaries.
+
+Called by the pytest fixtures (tests/fixtures/database.py) for per-session and
+per-test servers, and by `python -m devcluster db-up` / `db-down` through
+`db_up` and `db_down` for the developer's persistent server under `.local/`.
+PostgreSQL refuses to run as root, so when we are root every server command runs
+as the `postgres` user through `runuser` and the data directory is chowned to it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+BINDIR_ENV = "BACKLOG_PG_BINDIR"
+RUN_AS_USER = "postgres"
+DEV_DATABASE = "uploads"
+# Throw-away servers trade durability for speed; the persistent dev server keeps fsync.
+FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+START_TIMEOUT_SECONDS = 60
+
+
+class PostgresError(RuntimeError):
+    """A server command failed; the message carries the command's output."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Where initdb, pg_ctl and friends live."""
+
+    bindir: Path
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def find_binaries() -> Binaries:
+    """$BACKLOG_PG_BINDIR, then `pg_config --bindir`, then the newest /usr/lib/postgresql/*/bin."""
+    candidates: list[str] = []
+    if os.environ.get(BINDIR_ENV):
+        candidates.append(os.environ[BINDIR_ENV])
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if result.returncode == 0:
+            candidates.append(result.stdout.strip())
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    candidates.extend(versions)
+    for candidate in candidates:
+        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
+            return Binaries(Path(candidate))
+    raise PostgresError(
+        f"PostgreSQL binaries not found (looked in {candidates or 'nothing'}); set {BINDIR_ENV}"
+    )
+
+
+def _version_key(path: str) -> int:
+    part = Path(path).parent.name
+    return int(part) if part.isdigit() else 0
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PostgresServer:
+    """One PostgreSQL cluster in `data_dir`, listening on 127.0.0.1:`port` only.
+
+    start() runs initdb the first time, then pg_ctl start; stop() and start()
+    again reuse the same port and data, which is what outage tests rely on.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, fast: bool = True) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.fast = fast
+        self.binaries = find_binaries()
+        self._as_root = os.geteuid() == 0
+        self.port = port if port is not None else self._configured_port() or free_port()
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> None:
+        """Initialise the data directory if needed and start the server; waits until it accepts."""
+        if self.is_running():
+            return
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        self._write_settings()
+        self._run(
+            [
+                self.binaries.tool("pg_ctl"),
+                "start",
+                "--wait",
+                f"--timeout={START_TIMEOUT_SECONDS}",
+                f"--pgdata={self.data_dir}",
+                f"--log={self.log_file}",
+            ]
+        )
+        self._wait_until_accepting()
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast` rolls back open transactions, `immediate` is a crash)."""
+        if not self.is_running():
+            return
+        self._run(
+            [
+                self.binaries.tool("pg_ctl"),
+                "stop",
+                "--wait",
+                f"--pgdata={self.data_dir}",
+                "-m",
+                mode,
+            ]
+        )
+
+    def is_running(self) -> bool:
+        if not (self.data_dir / "PG_VERSION").exists():
+            return False
+        status = self._run(
+            [self.binaries.tool("pg_ctl"), "status", f"--pgdata={self.data_dir}"], check=False
+        )
+        return status.returncode == 0
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """CREATE DATABASE `name` (optionally from `template`) unless it exists; returns its DSN."""
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                if template is not None:
+                    statement = sql.SQL("{} TEMPLATE {}").format(
+                        statement, sql.Identifier(template)
+                    )
+                conn.execute(statement)
+        return self.dsn(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    # -- internals ---------------------------------------------------------------
+
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        if self._as_root:
+            user = pwd.getpwnam(RUN_AS_USER)
+            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+        self._run(
+            [
+                self.binaries.tool("initdb"),
+                f"--pgdata={self.data_dir}",
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
+
+    def _write_settings(self) -> None:
+        """Our settings go in an included file so initdb's postgresql.conf stays untouched."""
+        settings = {
+            "port": str(self.port),
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.data_dir}'",
+            "max_connections": "300",
+            "log_min_messages": "warning",
+        }
+        if self._has_library("pg_stat_statements"):
+            settings["shared_preload_libraries"] = "'pg_stat_statements'"
+        if self.fast:
+            settings.update(FAST_SETTINGS)
+        text = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        self._write_owned(self.data_dir / "backlog.conf", text)
+        main_conf = self.data_dir / "postgresql.conf"
+        include = "include_if_exists = 'backlog.conf'\n"
+        if include not in main_conf.read_text():
+            with main_conf.open("a") as handle:
+                handle.write(include)
+
+    def _configured_port(self) -> int | None:
+        """The port of an existing data directory, so a restart keeps its address."""
+        conf = self.data_dir / "backlog.conf"
+        if not conf.exists():
+            return None
+        for line in conf.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "port":
+                return int(value.strip())
+        return None
+
+    def _has_library(self, name: str) -> bool:
+        result = subprocess.run(
+            [self.binaries.tool("pg_config"), "--pkglibdir"], capture_output=True, text=True
+        )
+        return result.returncode == 0 and (Path(result.stdout.strip()) / f"{name}.so").exists()
+
+    def _write_owned(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        if self._as_root:
+            user = pwd.getpwnam(RUN_AS_USER)
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _wait_until_accepting(self) -> None:
+        # pg_ctl --wait already waited for "ready"; this also proves TCP on our port works.
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        if self._as_root:
+            argv = ["runuser", "-u", RUN_AS_USER, "--", *argv]
+        # cwd=/ because the postgres user may not be allowed into our working directory.
+        result = subprocess.run(argv, capture_output=True, text=True, cwd="/")
+        if check and result.returncode != 0:
+            log_tail = self._log_tail()
+            raise PostgresError(
+                f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}{log_tail}"
+            )
+        return result
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()[-15:]
+        except OSError:
+            return ""
+        return "\n--- " + str(self.log_file) + " ---\n" + "\n".join(lines)
+
+
+def db_up(state_dir: Path) -> str:
+    """Start (or reuse) the persistent dev server under state_dir/postgres; returns its DSN.
+
+    The DSN points at a migrated `uploads` database and is also written to state_dir/dsn.
+    """
+    # Imported here so devcluster's cluster commands work without the operator package.
+    from backlog_operator.db import migrate
+
+    server = PostgresServer(Path(state_dir) / "postgres", fast=False)
+    server.start()
+    dsn = server.create_database(DEV_DATABASE)
+    migrate.apply(dsn)
+    (Path(state_dir) / "dsn").write_text(dsn + "\n")
+    return dsn
+
+
+def db_down(state_dir: Path) -> None:
+    """Stop the dev server started by db_up (its data stays for the next db_up)."""
+    data_dir = Path(state_dir) / "postgres"
+    if (data_dir / "PG_VERSION").exists():
+        PostgresServer(data_dir).stop()
