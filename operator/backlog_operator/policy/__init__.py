@@ -5,6 +5,7 @@ enforces it). The operator's reconcile loop and the simulator both call
 `policy.decide(config, signals, current_replicas, history, now)`.
 """
 
+from backlog_operator.policy.decision import decide
 from backlog_operator.policy.types import (
     Behavior,
     Decision,
@@ -41,4 +42,5 @@ __all__ = [
     "ScalingRules",
     "SelectPolicy",
     "Signals",
+    "decide",
 ]

@@ -1,0 +1,152 @@
+"""HPA-shaped behavior: stabilization windows and Pods/Percent limits per period.
+
+Called by `policy.decision.decide`. Follows the HorizontalPodAutoscaler's
+normalization (kubernetes pkg/controller/podautoscaler/horizontal.go): stabilize
+the recommendation over the windows first, then limit the change relative to the
+replicas at the start of each policy's period. Why and how is in
+docs/decisions/0006-behavior-and-stabilization.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from backlog_operator.policy.types import (
+    Behavior,
+    RatePolicyType,
+    Recommendation,
+    ScaleEvent,
+    ScalerHistory,
+    ScalingRules,
+    SelectPolicy,
+)
+
+
+def _longest_period(behavior: Behavior) -> float:
+    periods = [p.period_s for p in behavior.scale_up.policies + behavior.scale_down.policies]
+    return max(periods, default=0.0)
+
+
+def prune(history: ScalerHistory, behavior: Behavior, now: float) -> ScalerHistory:
+    """Drop recommendations and events no window or period can see any more (bounded size)."""
+    window = max(
+        behavior.scale_up.stabilization_window_s, behavior.scale_down.stabilization_window_s
+    )
+    period = _longest_period(behavior)
+    recs = tuple(r for r in history.recommendations if r.at > now - window)
+    ups = tuple(e for e in history.scale_up_events if e.at > now - period)
+    downs = tuple(e for e in history.scale_down_events if e.at > now - period)
+    if (
+        len(recs) == len(history.recommendations)
+        and len(ups) == len(history.scale_up_events)
+        and len(downs) == len(history.scale_down_events)
+    ):
+        return history
+    return dataclasses.replace(
+        history, recommendations=recs, scale_up_events=ups, scale_down_events=downs
+    )
+
+
+def record(
+    recommendations: tuple[Recommendation, ...], replicas: int, now: float
+) -> tuple[Recommendation, ...]:
+    """Append a recommendation. An equal predecessor is replaced: the newer sample
+    dominates it in both the max and the min window, so steady states stay small."""
+    if recommendations and recommendations[-1].replicas == replicas:
+        recommendations = recommendations[:-1]
+    return (*recommendations, Recommendation(at=now, replicas=replicas))
+
+
+def stabilize(
+    recommendation: int,
+    current: int,
+    recommendations: tuple[Recommendation, ...],
+    behavior: Behavior,
+    now: float,
+) -> int:
+    """HPA stabilization: scale up only to the lowest, down only to the highest
+    recommendation seen within the respective window (the new one included)."""
+    up_cutoff = now - behavior.scale_up.stabilization_window_s
+    down_cutoff = now - behavior.scale_down.stabilization_window_s
+    up_floor = recommendation
+    down_ceiling = recommendation
+    for rec in recommendations:
+        if rec.at > up_cutoff:
+            up_floor = min(up_floor, rec.replicas)
+        if rec.at > down_cutoff:
+            down_ceiling = max(down_ceiling, rec.replicas)
+    return min(max(current, up_floor), down_ceiling)
+
+
+def _change_in_period(events: tuple[ScaleEvent, ...], period_s: float, now: float) -> int:
+    cutoff = now - period_s
+    return sum(e.change for e in events if e.at > cutoff)
+
+
+def _period_start(current: int, history: ScalerHistory, period_s: float, now: float) -> int:
+    """Replicas at the start of the period: undo the changes made within it."""
+    added = _change_in_period(history.scale_up_events, period_s, now)
+    removed = _change_in_period(history.scale_down_events, period_s, now)
+    return current - added + removed
+
+
+def scale_up_limit(current: int, rules: ScalingRules, history: ScalerHistory, now: float) -> int:
+    """The most replicas scale-up policies allow now (never below `current`)."""
+    if rules.select_policy is SelectPolicy.DISABLED or not rules.policies:
+        return current
+    proposals = []
+    for policy in rules.policies:
+        start = _period_start(current, history, policy.period_s, now)
+        if policy.type is RatePolicyType.PODS:
+            proposals.append(start + policy.value)
+        else:
+            # Rounded up, as HPA does, so a small target can still grow.
+            proposals.append(math.ceil(start * (1 + policy.value / 100)))
+    pick = min if rules.select_policy is SelectPolicy.MIN else max
+    return max(pick(proposals), current)
+
+
+def scale_down_limit(current: int, rules: ScalingRules, history: ScalerHistory, now: float) -> int:
+    """The fewest replicas scale-down policies allow now (never above `current`)."""
+    if rules.select_policy is SelectPolicy.DISABLED or not rules.policies:
+        return current
+    proposals = []
+    for policy in rules.policies:
+        start = _period_start(current, history, policy.period_s, now)
+        if policy.type is RatePolicyType.PODS:
+            proposals.append(start - policy.value)
+        else:
+            # Truncated, as HPA does: never remove more than the percentage.
+            proposals.append(math.floor(start * (1 - policy.value / 100)))
+    # Max (the default) picks the biggest change, i.e. the lowest floor.
+    pick = max if rules.select_policy is SelectPolicy.MIN else min
+    return max(min(pick(proposals), current), 0)
+
+
+def limit(
+    desired: int, current: int, behavior: Behavior, history: ScalerHistory, now: float
+) -> int:
+    """`desired` clipped to what the scale-up or scale-down policies allow from `current`."""
+    if desired > current:
+        return min(desired, scale_up_limit(current, behavior.scale_up, history, now))
+    if desired < current:
+        return max(desired, scale_down_limit(current, behavior.scale_down, history, now))
+    return desired
+
+
+def with_scale_event(
+    history: ScalerHistory, current: int, desired: int, now: float
+) -> ScalerHistory:
+    """The history after a change from `current` to `desired` (unchanged when equal)."""
+    if desired == current:
+        return history
+    event = ScaleEvent(at=now, change=abs(desired - current))
+    ups, downs = history.scale_up_events, history.scale_down_events
+    if desired > current:
+        ups = (*ups, event)
+    else:
+        downs = (*downs, event)
+    return dataclasses.replace(
+        history, scale_up_events=ups, scale_down_events=downs, last_scale_at=now
+    )
