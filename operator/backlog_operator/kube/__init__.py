@@ -1,1 +1,7 @@
-"""kube."""
+"""The only code that writes to Kubernetes.
+
+scale: the /scale subresource of any workload; deletion_cost: pod-deletion-cost
+annotations for drain-aware scale-in; events: core/v1 Events; scalers: the
+BacklogScaler status; status: pure builders of that status and its conditions;
+secrets: the DSN Secret (read only); client: the ApiClient. Called by scaler/.
+"""
