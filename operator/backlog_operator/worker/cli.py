@@ -1,0 +1,186 @@
+"""`backlog-operator worker`: run the reference worker (or a subclass) on some stages.
+
+Registered in backlog_operator/cli.py SUBCOMMANDS. Bad input (wrong DSN, unknown
+stage, missing schema) ends with a one-line error and exit status 1; SIGTERM and
+SIGINT start the graceful drain and the process exits 0.
+"""
+
+import asyncio
+import importlib
+import logging
+import signal
+
+import click
+import psycopg
+
+from backlog_operator.worker import logs, metrics
+from backlog_operator.worker.base import BaseWorker
+from backlog_operator.worker.settings import UnknownStageError, WorkerSettings, parse_stages
+from backlog_operator.worker.store import SchemaMissingError
+
+log = logging.getLogger(__name__)
+
+
+def _stages(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_stages(value)
+    except UnknownStageError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _worker_class(ctx: click.Context, param: click.Parameter, value: str) -> type[BaseWorker]:
+    module_name, _, attribute = value.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise click.BadParameter(f"cannot load {value!r}: {error}") from None
+    if not (isinstance(found, type) and issubclass(found, BaseWorker)):
+        raise click.BadParameter(f"{value!r} is not a BaseWorker subclass")
+    return found
+
+
+async def _serve(worker: BaseWorker, port: int) -> None:
+    server = None
+    if port > 0:
+        server = metrics.serve(
+            port, worker.metrics.registry, lambda: worker.healthy, lambda: worker.ready
+        )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+@click.command()
+@click.option(
+    "--dsn",
+    envvar=["BACKLOG_DSN", "DATABASE_URL"],
+    required=True,
+    help="PostgreSQL DSN (or $BACKLOG_DSN / $DATABASE_URL).",
+)
+@click.option(
+    "--stages",
+    "stages",
+    default="all",
+    callback=_stages,
+    show_default=True,
+    help="Comma-separated stages to work on, or 'all'.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="Jobs handled at once by this process.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="Most rows per claim statement.",
+)
+@click.option("--lease-seconds", type=click.FloatRange(0.1), default=30.0, show_default=True)
+@click.option("--max-retries", type=click.IntRange(0), default=5, show_default=True)
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(0),
+    default=20.0,
+    show_default=True,
+    help="SIGTERM: time given to in-flight jobs before they are released.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between claims when idle (LISTEN wakes earlier).",
+)
+@click.option("--reap-interval", type=click.FloatRange(0.1), default=5.0, show_default=True)
+@click.option("--backoff-base", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--backoff-cap", type=click.FloatRange(0), default=300.0, show_default=True)
+@click.option(
+    "--service-time-scale",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Multiplies simulated service times; 0 makes them no-ops.",
+)
+@click.option("--schema", default="upload_pipeline", show_default=True)
+@click.option(
+    "--name",
+    "worker_name",
+    envvar="POD_NAME",
+    default="",
+    help="claimed_by value [default: $POD_NAME, else the host name].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9090,
+    show_default=True,
+    help="/metrics, /healthz, /readyz; 0 disables.",
+)
+@click.option("--no-listen", is_flag=True, help="Poll only; no LISTEN/NOTIFY wake-ups.")
+@click.option(
+    "--worker-class",
+    default="backlog_operator.worker.base:BaseWorker",
+    callback=_worker_class,
+    show_default=True,
+    help="module:Class of a BaseWorker subclass.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for simulated times and jitter.")
+@click.option("--log-level", default="INFO", show_default=True)
+def worker(
+    dsn: str,
+    stages: tuple[str, ...],
+    concurrency: int,
+    batch_size: int,
+    lease_seconds: float,
+    max_retries: int,
+    grace_seconds: float,
+    poll_interval: float,
+    reap_interval: float,
+    backoff_base: float,
+    backoff_cap: float,
+    service_time_scale: float,
+    schema: str,
+    worker_name: str,
+    metrics_port: int,
+    no_listen: bool,
+    worker_class: type[BaseWorker],
+    seed: int | None,
+    log_level: str,
+) -> None:
+    """Claim jobs of some stages, run their handlers, and advance them."""
+    settings = WorkerSettings(
+        stages=stages,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        max_retries=max_retries,
+        grace_seconds=grace_seconds,
+        poll_interval_seconds=poll_interval,
+        reap_interval_seconds=reap_interval,
+        backoff_base_seconds=backoff_base,
+        backoff_cap_seconds=backoff_cap,
+        service_time_scale=service_time_scale,
+        schema=schema,
+        worker_name=worker_name,
+        metrics_port=metrics_port,
+        listen=not no_listen,
+        seed=seed,
+    )
+    logs.configure(log_level, worker=settings.name)
+    instance = worker_class(dsn, settings)
+    try:
+        asyncio.run(_serve(instance, metrics_port))
+    except SchemaMissingError as error:
+        raise click.ClickException(str(error)) from None
+    except psycopg.Error as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(f"database error: {first_line}") from None
