@@ -69,7 +69,7 @@ class _Entry:
 
 @dataclass
 class PoolRegistry:
-    """Reference-counted pools keyed by DSN: `acquire` opens or shares, `release` closes the last."""
+    """Pools keyed by DSN, reference-counted: `acquire` opens or shares, `release` closes."""
 
     settings: PoolSettings = field(default_factory=PoolSettings)
     _entries: dict[str, _Entry] = field(default_factory=dict)
