@@ -141,12 +141,13 @@ def _evaluate(
     # Arrivals count as activity too: a fast stage can show an empty queue between
     # jobs, and dropping it to zero would only make the next job wait for a cold start.
     busy = work > 0 or need.arrival_rate_per_s > 0
+    first_reading = history.last_active_at is None
     last_active = now if busy or history.last_active_at is None else history.last_active_at
     history = dataclasses.replace(history, last_active_at=last_active)
     recs = history.recommendations
-    if not recs and rules.scale_down.stabilization_window_s > 0:
+    if first_reading and rules.scale_down.stabilization_window_s > 0:
         # HPA seeds the window with the current size, so a restart never scales in at once.
-        recs = (Recommendation(at=now, replicas=current),)
+        recs = (*recs, Recommendation(at=now, replicas=current))
 
     within_tolerance = False
     stabilized = None
