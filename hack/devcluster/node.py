@@ -92,9 +92,9 @@ class NodeAgent:
     def _kill_stale(self) -> None:
         """Processes a previous agent started and never stopped (it was SIGKILLed)."""
         for rec in self._load_records():
-            if procs.is_running(rec):
+            if procs.is_running(rec, check_argv=False):
                 log.info("stopping stale process %s (pid %d)", rec.name, rec.pid)
-                procs.stop(rec, grace=5.0)
+                procs.stop(rec, grace=5.0, check_argv=False)
         self._save_records()
 
     def _shutdown(self) -> None:

@@ -7,7 +7,9 @@ functions build the pods/status patches the node sends for each transition.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import signal
 import subprocess
 import time
@@ -102,20 +104,25 @@ class PodProcess:
         if self.term_deadline is not None:
             return
         self.term_deadline = time.monotonic() + max(grace, 0.0)
-        if self.alive and self.record is not None:
-            procs.signal_group(self.record, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
 
     def overdue(self) -> bool:
         return self.term_deadline is not None and time.monotonic() >= self.term_deadline
 
     def kill(self) -> None:
-        if self.record is not None and not self.killed:
+        if self.popen is not None and not self.killed:
             self.killed = True
-            procs.signal_group(self.record, signal.SIGKILL)
-            if self.popen is not None:
-                self.popen.wait(timeout=10)
+            self._signal(signal.SIGKILL)
+            self.popen.wait(timeout=10)
             with self.log.open("a") as out:
                 out.write(f"--- {now_iso()} killed after the grace period\n")
+
+    def _signal(self, sig: signal.Signals) -> None:
+        # Our unreaped child cannot have been replaced by another process, so the
+        # pid is safe to signal even if the process rewrote its command line.
+        if self.alive and self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
 
     def backoff(self) -> float:
         return min(2.0 ** max(self.restart_count - 1, 0), MAX_BACKOFF)

@@ -61,9 +61,15 @@ def cmdline(pid: int) -> tuple[str, ...]:
     return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
 
 
-def is_running(rec: ProcRecord) -> bool:
-    """True while the recorded process (same pid, start time and argv) is alive."""
-    return start_ticks(rec.pid) == rec.start_ticks and cmdline(rec.pid) == rec.argv
+def is_running(rec: ProcRecord, *, check_argv: bool = True) -> bool:
+    """True while the recorded process (same pid, start time and argv) is alive.
+
+    pid + start time already identify a process; `check_argv=False` is for
+    processes that may rewrite their own command line (pod processes).
+    """
+    if start_ticks(rec.pid) != rec.start_ticks:
+        return False
+    return not check_argv or cmdline(rec.pid) == rec.argv
 
 
 def free_port() -> int:
@@ -108,29 +114,31 @@ def spawn(
     return proc, ProcRecord(name, proc.pid, ticks, cmdline(proc.pid) or tuple(argv))
 
 
-def signal_group(rec: ProcRecord, sig: signal.Signals) -> bool:
+def signal_group(rec: ProcRecord, sig: signal.Signals, *, check_argv: bool = True) -> bool:
     """Signal the record's process group if the record still matches; False if gone."""
-    if not is_running(rec):
+    if not is_running(rec, check_argv=check_argv):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(rec.pid, sig)
     return True
 
 
-def stop(rec: ProcRecord, grace: float = 10.0, poll: float = 0.1) -> None:
+def stop(
+    rec: ProcRecord, grace: float = 10.0, poll: float = 0.1, *, check_argv: bool = True
+) -> None:
     """SIGTERM the record's process group, then SIGKILL it after `grace` seconds."""
-    if not signal_group(rec, signal.SIGTERM):
+    if not signal_group(rec, signal.SIGTERM, check_argv=check_argv):
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(rec.pid)
-        if not is_running(rec):
+        if not is_running(rec, check_argv=False):
             return
         time.sleep(poll)
-    signal_group(rec, signal.SIGKILL)
+    signal_group(rec, signal.SIGKILL, check_argv=False)
     for _ in range(50):
         _reap(rec.pid)
-        if not is_running(rec):
+        if not is_running(rec, check_argv=False):
             return
         time.sleep(poll)
 
