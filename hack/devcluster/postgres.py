@@ -69,6 +69,23 @@ def _version_key(path: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def clone_data_dir(source: Path, target: Path) -> None:
+    """Copy a stopped, initialised data directory (cheaper than another initdb).
+
+    `cp -a` keeps the postgres user's ownership and the 0700 mode PostgreSQL insists on.
+    """
+    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+    for stale in ("postmaster.pid", "backlog.conf", "postgres.log"):
+        (target / stale).unlink(missing_ok=True)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -89,6 +106,8 @@ class PostgresServer:
         self.fast = fast
         self.binaries = find_binaries()
         self._as_root = os.geteuid() == 0
+        # A port the caller chose is kept; one we chose may move if someone took it meanwhile.
+        self._port_pinned = port is not None
         self.port = port if port is not None else self._configured_port() or free_port()
 
     @property
@@ -102,8 +121,9 @@ class PostgresServer:
         """Initialise the data directory if needed and start the server; waits until it accepts."""
         if self.is_running():
             return
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
+        self.init()
+        if not self._port_pinned and port_in_use(self.port):
+            self.port = free_port()
         self._write_settings()
         self._run(
             [
@@ -161,14 +181,21 @@ class PostgresServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
-    # -- internals ---------------------------------------------------------------
-
-    def _initdb(self) -> None:
+    def init(self) -> None:
+        """Run initdb unless the data directory already holds a cluster (start() calls this)."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         if self._as_root:
             user = pwd.getpwnam(RUN_AS_USER)
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+            reachable = self._run(["test", "-w", str(self.data_dir)], check=False)
+            if reachable.returncode != 0:
+                raise PostgresError(
+                    f"user {RUN_AS_USER!r} cannot reach {self.data_dir}: make its parent "
+                    "directories traversable (chmod o+x) or choose a data directory under /tmp"
+                )
         self._run(
             [
                 self.binaries.tool("initdb"),

@@ -1,5 +1,6 @@
 """The upload_pipeline schema on a real PostgreSQL: constraints, indexes and triggers behave."""
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -202,3 +203,21 @@ def test_ready_and_backlog_queries_use_the_partial_indexes(conn: psycopg.Connect
     # Any partial index over active rows will do (later migrations may add covering ones).
     assert "Index Only Scan" in plan or "Index Scan" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("constraint", "allowed"),
+    [
+        ("upload_jobs_stage_check", pipeline.STAGES),
+        ("upload_jobs_state_check", pipeline.STATES),
+        ("events_event_type_check", pipeline.EVENT_TYPES),
+    ],
+)
+def test_check_constraints_match_the_pipeline_model(
+    conn: psycopg.Connection, constraint: str, allowed: tuple[str, ...]
+) -> None:
+    row = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = %s", (constraint,)
+    ).fetchone()
+    assert row is not None
+    assert sorted(re.findall(r"'(\w+)'", row[0])) == sorted(allowed)
