@@ -60,8 +60,10 @@ class HubStats:
     query_seconds_total: float
     last_query_seconds: float | None
     notifies: int
+    notify_wakeups: int  # notifies about a stage some subscriber watches
     notify_ticks: int
     listener_connected: bool
+    listening: frozenset[str]
     listener_connects: int
     last_error: str | None
 
@@ -90,7 +92,9 @@ class SignalHub:
             dsn, self._on_notify, self._on_reconnect, settings.pool, settings.listener
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._counts = {"ticks": 0, "queries": 0, "errors": 0, "notifies": 0, "notify_ticks": 0}
+        self._counts = dict.fromkeys(
+            ("ticks", "queries", "errors", "notifies", "notify_wakeups", "notify_ticks"), 0
+        )
         self._query_seconds = 0.0
         self._last_query_seconds: float | None = None
         self._last_error: str | None = None
@@ -138,8 +142,10 @@ class SignalHub:
             query_seconds_total=self._query_seconds,
             last_query_seconds=self._last_query_seconds,
             notifies=c["notifies"],
+            notify_wakeups=c["notify_wakeups"],
             notify_ticks=c["notify_ticks"],
             listener_connected=self._listener.connected,
+            listening=self._listener.listening,
             listener_connects=self._listener.connects,
             last_error=self._last_error or self._listener.last_error,
         )
@@ -163,6 +169,7 @@ class SignalHub:
             # An empty payload (another producer's trigger) wakes every listener on the schema.
             relevant = not payload or payload in spec.stages + spec.upstream_stages
             if mine and relevant:
+                self._counts["notify_wakeups"] += 1
                 self._request("notify")
                 return
 

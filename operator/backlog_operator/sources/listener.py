@@ -53,6 +53,7 @@ class Listener:
         self._channels: frozenset[str] = frozenset()
         self._stopping = asyncio.Event()
         self.connected = False
+        self.listening: frozenset[str] = frozenset()  # channels LISTENed on right now
         self.connects = 0
         self.notifies = 0
         self.last_error: str | None = None
@@ -82,6 +83,7 @@ class Listener:
                 )
             finally:
                 self.connected = False
+                self.listening = frozenset()
             if self._stopping.is_set():
                 break
             # The stop event doubles as an interruptible sleep.
@@ -106,6 +108,7 @@ class Listener:
                 for channel in sorted(listened - wanted):
                     await conn.execute(queries.unlisten(channel))
                 listened = wanted
+                self.listening = frozenset(listened)
                 async for notify in conn.notifies(timeout=self._settings.recheck_s):
                     self.notifies += 1
                     self._on_notify(notify.channel, notify.payload)

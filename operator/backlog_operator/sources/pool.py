@@ -30,6 +30,9 @@ class PoolSettings:
     connect_timeout_s: int = 3
     # How long a caller waits for a free connection (or a reconnect) before failing.
     checkout_timeout_s: float = 3.0
+    # psycopg_pool doubles its reconnect delay without bound; giving up after this long
+    # resets it, and the next checkout starts a fresh attempt (1 s, 2 s, 4 s...).
+    reconnect_timeout_s: float = 10.0
     application_name: str = "backlog-operator"
 
     def connection_kwargs(self) -> dict[str, Any]:
@@ -55,8 +58,7 @@ def open_pool(dsn: str, settings: PoolSettings) -> AsyncConnectionPool:
         open=False,
         # Drop a connection the server killed before handing it out again.
         check=AsyncConnectionPool.check_connection,
-        # Keep retrying for ever: the database coming back is the normal recovery path.
-        reconnect_timeout=float("inf"),
+        reconnect_timeout=settings.reconnect_timeout_s,
     )
     return pool
 
