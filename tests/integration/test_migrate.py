@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +162,19 @@ def test_named_queries_parse_and_refuse_duplicates() -> None:
     assert parsed == {"a": "SELECT 1;", "b": "SELECT 2;"}
     with pytest.raises(ValueError, match="twice"):
         queries.parse("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
+
+
+def test_a_second_migrator_waits_for_the_lock_holder(empty_dsn: str) -> None:
+    waiting = threading.Event()
+    result: list[list[str]] = []
+    with psycopg.connect(empty_dsn, autocommit=True) as holder:
+        # Hold the runner's own lock, as a concurrent migrator would.
+        holder.execute(queries.load("backlog_operator.db", "migrate.sql")["lock"])
+        worker = threading.Thread(
+            target=lambda: result.append(migrate.apply(empty_dsn, on_wait=waiting.set))
+        )
+        worker.start()
+        assert waiting.wait(timeout=60), "apply() never reported that it waits"
+        assert result == []  # still blocked while we hold the lock
+    worker.join(timeout=120)
+    assert result == [[m.name for m in migrate.available()]]

@@ -29,12 +29,16 @@ def db() -> None:
 def migrate_command(dsn: str) -> None:
     """Apply pending migrations (idempotent; safe to run from several processes at once)."""
     try:
-        names = migrate.apply(dsn)
+        names = migrate.apply(dsn, on_wait=_say_waiting)
     except (psycopg.Error, migrate.MigrationError) as error:
         raise click.ClickException(one_line(error)) from None
     for name in names:
         click.echo(f"applied {name}")
     click.echo(f"schema at version {migrate.latest_version()}")
+
+
+def _say_waiting() -> None:
+    click.echo("another process is migrating this database; waiting for it", err=True)
 
 
 @db.command("version")

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import importlib.resources
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -101,15 +101,22 @@ def connect(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
 
-def apply(dsn: str) -> list[str]:
-    """Bring the database at `dsn` to the latest version; returns the names applied now."""
+def apply(dsn: str, on_wait: Callable[[], None] | None = None) -> list[str]:
+    """Bring the database at `dsn` to the latest version; returns the names applied now.
+
+    `on_wait` is called once if another process is migrating and we must wait for it.
+    """
     with connect(dsn) as conn:
-        return apply_on(conn)
+        return apply_on(conn, on_wait)
 
 
-def apply_on(conn: psycopg.Connection) -> list[str]:
+def apply_on(conn: psycopg.Connection, on_wait: Callable[[], None] | None = None) -> list[str]:
     """Same as apply() on an open autocommit connection."""
-    conn.execute(_QUERIES["lock"])
+    locked = conn.execute(_QUERIES["try_lock"]).fetchone()
+    if locked is None or not locked[0]:
+        if on_wait is not None:
+            on_wait()
+        conn.execute(_QUERIES["lock"])
     try:
         conn.execute(_QUERIES["create_history"])
         history = applied(conn)

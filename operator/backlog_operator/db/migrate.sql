@@ -4,6 +4,9 @@
 -- One key for every migrating process of this project; waits for the holder to finish.
 SELECT pg_advisory_lock(7161483969052566272);
 
+-- name: try_lock
+SELECT pg_try_advisory_lock(7161483969052566272);
+
 -- name: unlock
 SELECT pg_advisory_unlock(7161483969052566272);
 
