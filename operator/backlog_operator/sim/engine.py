@@ -1,0 +1,373 @@
+"""The discrete-event engine: one FIFO queue, replicas serving one job at a time, a controller.
+
+Called by sim.run (CLI, bench) and sim.staged (ScaleTest `mode: Simulated`). Virtual
+time only. Events (completions, pods becoming ready, controller evaluations) sit in
+one heap; arrivals are merged in from a sorted array, so there is no per-job event
+object. Per-job state is an index into the arrival array plus one service-time draw;
+per-second bookkeeping samples the time series. Cost grows with jobs, not replicas.
+
+The controller (sim.ours or sim.keda) is pure: `step(state, view) -> Step`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import heapq
+import math
+import random
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from backlog_operator.sim.service import ServiceTime
+
+# Heap entries are (time, seq, pod): pod >= 0 is that pod's job completing; -1 is a
+# rarer event (pod ready, controller timer, wake-up) whose details sit in a side dict.
+_READY, _TIMER, _WAKE = 1, 2, 3
+_RARE = -1
+
+
+class ScaleIn(enum.Enum):
+    """What happens to busy pods removed by a scale-in."""
+
+    DRAIN = "drain"  # idle pods go first; busy ones finish their job, then exit (ours)
+    KILL = "kill"  # arbitrary ready pods are deleted; their jobs are re-queued (plain HPA)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a controller can observe at an evaluation (counters are cumulative)."""
+
+    now: float
+    ready: int
+    in_flight: int
+    oldest_ready_s: float | None
+    target: int  # the workload's spec.replicas, as /scale reports it
+    pods: int  # existing pods: starting, ready and draining
+    arrived: int
+    completed: int
+    # Over the controller's trailing window (window_s), as the operator's source counts them:
+    window_arrivals: int
+    window_completions: int
+    window_service_s: float  # service seconds of the completions in the window
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A controller's answer: the replicas it wants, when to call it again, its new state."""
+
+    desired: int
+    next_eval_at: float
+    state: Any
+
+
+class Controller(Protocol):
+    """A scaling policy as the engine drives it (sim.ours, sim.keda)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def scale_in(self) -> ScaleIn: ...
+    @property
+    def wake_debounce_s(self) -> float | None: ...  # None: arrivals wake nothing
+    @property
+    def floor(self) -> int: ...  # replicas once idle and settled (min replicas)
+    @property
+    def window_s(self) -> float: ...  # trailing window of the View's window_* counters
+    def start(self) -> tuple[Any, float]: ...  # initial state, first evaluation time
+    def step(self, state: Any, view: View) -> Step: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Per-second samples at the end of each second."""
+
+    arrivals: tuple[int, ...]
+    backlog: tuple[int, ...]  # ready (queued) jobs
+    in_flight: tuple[int, ...]
+    replicas: tuple[int, ...]  # existing pods (what you pay for)
+    desired: tuple[int, ...]  # spec.replicas set by the controller
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    """Raw outcome of one run; sim.results turns it into the reported metrics."""
+
+    waits: array[float]  # queue wait of each completed job (arrival -> start of the final attempt)
+    arrived: int
+    completed: int
+    queued_at_end: int
+    in_flight_at_end: int
+    killed_in_flight: int
+    scale_changes: int
+    scale_log: tuple[tuple[float, int], ...]  # (time, new spec.replicas)
+    replica_seconds: float
+    max_backlog: int
+    max_replicas: int
+    last_arrival_s: float | None
+    last_completion_s: float | None
+    end_s: float
+    series: Series
+    done_at: array[float] | None  # per job completion time (record_completions=True)
+
+
+def simulate(
+    arrivals: Sequence[float],
+    controller: Controller,
+    service: ServiceTime,
+    *,
+    startup_s: float = 5.0,
+    seed: int = 0,
+    horizon_s: float | None = None,
+    max_tail_s: float = 3600.0,
+    min_end_s: float = 0.0,
+    record_completions: bool = False,
+) -> EngineResult:
+    """Run `controller` over sorted `arrivals` until drained and settled.
+
+    The run lasts at least `horizon_s` (default: the last arrival's second) and `min_end_s`,
+    then continues until the queue is empty and the controller has settled at its floor,
+    or `max_tail_s` after the horizon at most. One function with local state on purpose:
+    the per-job path is the cost, and locals are the cheapest state CPython has.
+    """
+    arr, n, ctl = arrivals, len(arrivals), controller
+    # Two streams: job sizes are drawn per job in arrival order, so every policy sees the
+    # same jobs (common random numbers); scale-in victims come from their own stream.
+    draw = service.sampler(random.Random(seed))
+    victim_rng = random.Random(seed + 1_000_003)
+    drain_mode = ctl.scale_in is ScaleIn.DRAIN
+    debounce = ctl.wake_debounce_s
+    window_s = ctl.window_s
+    heap: list[tuple[float, int, int]] = []
+    rare: dict[int, tuple[int, int]] = {}  # seq -> (kind, data)
+    size: array[float] = array("d")  # per job
+    done_at: array[float] | None = array("d", bytes(8 * n)) if record_completions else None
+    queue: deque[int] = deque()  # job indices, FIFO
+    idle: list[int] = []  # ready pods without a job
+    pod_job: list[int] = []  # per pod id: current job
+    pod_start: list[float] = []
+    pod_seq: list[int] = []  # seq of the pending completion; -1 when not busy
+    starting: dict[int, float] = {}  # pod -> ready at
+    draining: set[int] = set()  # busy pods that exit after their job
+    waits: array[float] = array("d")
+    cum_completed: list[int] = [0]  # at each whole second, for trailing windows
+    cum_service: list[float] = [0.0]
+    changes: list[tuple[float, int]] = []
+    seq = nbusy = target = pods = max_pods = killed = completed = 0
+    rs = rs_at = service_done = 0.0
+    last_completion: float | None = None
+
+    def schedule(at: float, kind: int, data: int) -> None:
+        nonlocal seq
+        seq += 1
+        rare[seq] = (kind, data)
+        heapq.heappush(heap, (at, seq, _RARE))
+
+    def pods_change(now: float, delta: int) -> None:
+        nonlocal rs, rs_at, pods, max_pods
+        rs += pods * (now - rs_at)
+        rs_at = now
+        pods += delta
+        max_pods = max(max_pods, pods)
+
+    def start_idle(pod: int, job: int, now: float) -> None:
+        nonlocal seq, nbusy
+        seq += 1
+        nbusy += 1
+        pod_job[pod], pod_start[pod], pod_seq[pod] = job, now, seq
+        heapq.heappush(heap, (now + size[job], seq, pod))
+
+    def apply(desired: int, now: float) -> None:
+        nonlocal target
+        desired = max(desired, 0)
+        if desired == target:
+            return
+        changes.append((now, desired))
+        if desired > target:
+            for _ in range(desired - target):
+                pod = len(pod_seq)
+                pod_job.append(-1)
+                pod_start.append(0.0)
+                pod_seq.append(-1)
+                starting[pod] = now + startup_s
+                schedule(now + startup_s, _READY, pod)
+            pods_change(now, desired - target)
+            target = desired
+            return
+        remove, target = target - desired, desired
+        # The ReplicaSet deletes pods that are not ready yet first, newest first.
+        for pod in sorted(starting, reverse=True)[:remove]:
+            del starting[pod]
+            remove -= 1
+            pods_change(now, -1)
+        if remove and drain_mode:
+            drain(remove, now)
+        elif remove:
+            kill(remove, now)
+
+    def drain(remove: int, now: float) -> None:
+        # Idle pods carry the lowest deletion cost; busy ones stop claiming and exit when done.
+        while remove and idle:
+            idle.pop()
+            remove -= 1
+            pods_change(now, -1)
+        busy = [p for p in range(len(pod_seq) - 1, -1, -1) if pod_seq[p] >= 0]
+        draining.update([p for p in busy if p not in draining][:remove])
+
+    def kill(remove: int, now: float) -> None:
+        # Plain HPA/ReplicaSet: arbitrary ready pods; in-flight work is lost and retried.
+        nonlocal killed, nbusy
+        busy = [p for p in range(len(pod_seq)) if pod_seq[p] >= 0 and p not in draining]
+        ready = sorted(idle) + busy
+        victims = set(victim_rng.sample(ready, min(remove, len(ready))))
+        idle[:] = [p for p in idle if p not in victims]
+        lost = []
+        for pod in victims:
+            if pod_seq[pod] >= 0:
+                lost.append(pod_job[pod])
+                pod_seq[pod] = -1
+                nbusy -= 1
+            pods_change(now, -1)
+        killed += len(lost)
+        # Retried jobs keep their place: older than anything still queued.
+        queue.extendleft(sorted(lost, reverse=True))
+        while queue and idle:
+            start_idle(idle.pop(), queue.popleft(), now)
+
+    def pod_ready(pod: int, now: float) -> None:
+        if starting.pop(pod, None) is None:
+            return  # deleted while starting
+        if queue:
+            start_idle(pod, queue.popleft(), now)
+        else:
+            idle.append(pod)
+
+    def drain_exit(pod: int, now: float) -> None:
+        nonlocal nbusy
+        draining.discard(pod)
+        pod_seq[pod] = -1
+        nbusy -= 1
+        pods_change(now, -1)
+
+    def view(now: float, arrived: int) -> View:
+        since = now - window_s
+        # Arrivals: exact (sorted array). Completions: from the last whole second at or
+        # before the window start, which errs by under a second of a 60 s window.
+        edge = min(max(int(since), 0), len(cum_completed) - 1)
+        return View(
+            now=now,
+            ready=len(queue),
+            in_flight=nbusy,
+            oldest_ready_s=now - arr[queue[0]] if queue else None,
+            target=target,
+            pods=pods,
+            arrived=arrived,
+            completed=completed,
+            window_arrivals=arrived - bisect.bisect_right(arr, since, 0, arrived),
+            window_completions=completed - cum_completed[edge],
+            window_service_s=service_done - cum_service[edge],
+        )
+
+    horizon = horizon_s if horizon_s is not None else (math.ceil(arr[-1]) if n else 0.0)
+    horizon = max(horizon, min_end_s)
+    state, first_eval = ctl.start()
+    timer_gen = 0
+    schedule(first_eval, _TIMER, timer_gen)
+    wake_pending = False
+    max_backlog = ai = second = 0
+    series: tuple[list[int], ...] = ([], [], [], [], [])
+    heappop, heappush, popleft = heapq.heappop, heapq.heappush, queue.popleft
+    enqueue, wait_append, size_append = queue.append, waits.append, size.append
+    while True:
+        edge = second + 1.0
+        first_ai = ai
+        while True:
+            upto = edge
+            if ai < n:
+                at_arrival = arr[ai]
+                if at_arrival < edge:
+                    upto = at_arrival
+            while heap and heap[0][0] <= upto:
+                t, s, pod = heappop(heap)
+                if pod >= 0:  # a completion: the hot path, kept inline
+                    if pod_seq[pod] != s:
+                        continue  # the pod was killed; this completion never happens
+                    job, start = pod_job[pod], pod_start[pod]
+                    wait_append(start - arr[job])
+                    completed += 1
+                    service_done += t - start
+                    last_completion = t
+                    if done_at is not None:
+                        done_at[job] = t
+                    if draining and pod in draining:
+                        drain_exit(pod, t)
+                    elif queue:
+                        job = popleft()
+                        seq += 1
+                        pod_job[pod], pod_start[pod], pod_seq[pod] = job, t, seq
+                        heappush(heap, (t + size[job], seq, pod))
+                    else:
+                        pod_seq[pod] = -1
+                        nbusy -= 1
+                        idle.append(pod)
+                    continue
+                kind, data = rare.pop(s)
+                if kind == _READY:
+                    pod_ready(data, t)
+                elif kind == _WAKE or data == timer_gen:  # stale timers are skipped
+                    if kind == _WAKE:
+                        wake_pending = False
+                    step = ctl.step(state, view(t, ai))
+                    state = step.state
+                    timer_gen += 1  # any reading restarts the poll timer
+                    schedule(step.next_eval_at, _TIMER, timer_gen)
+                    apply(step.desired, t)
+            if upto >= edge:
+                break
+            # An arrival: draw its size now (arrival order), start it or queue it.
+            size_append(draw())
+            if idle:
+                start_idle(idle.pop(), ai, upto)
+            else:
+                enqueue(ai)
+                if len(queue) > max_backlog:
+                    max_backlog = len(queue)
+            if debounce is not None and not wake_pending:
+                wake_pending = True  # NOTIFY: one debounced wake-up per burst
+                schedule(upto + debounce, _WAKE, 0)
+            ai += 1
+        for column, value in zip(
+            series, (ai - first_ai, len(queue), nbusy, pods, target), strict=True
+        ):
+            column.append(value)
+        cum_completed.append(completed)
+        cum_service.append(service_done)
+        second += 1
+        if second >= horizon and ai >= n:
+            drained = not queue and not nbusy
+            settled = target <= ctl.floor and pods == target
+            if (drained and settled) or second >= horizon + max_tail_s:
+                break
+    end = float(second)
+    pods_change(end, 0)
+    return EngineResult(
+        waits=waits,
+        arrived=ai,
+        completed=completed,
+        queued_at_end=len(queue),
+        in_flight_at_end=nbusy,
+        killed_in_flight=killed,
+        scale_changes=len(changes),
+        scale_log=tuple(changes),
+        replica_seconds=rs,
+        max_backlog=max_backlog,
+        max_replicas=max_pods,
+        last_arrival_s=arr[n - 1] if n else None,
+        last_completion_s=last_completion,
+        end_s=end,
+        series=Series(*(tuple(column) for column in series)),
+        done_at=done_at,
+    )
