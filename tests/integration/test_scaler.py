@@ -1,0 +1,181 @@
+"""The BacklogScaler operator end to end: a real `backlog-operator run` process, a real
+kube-apiserver with a process node running the worker pods, a real PostgreSQL.
+
+Each test starts the operator for its own namespace, creates a worker Deployment, a
+DSN Secret and a BacklogScaler with short windows, changes the backlog in PostgreSQL
+and watches what the operator does to the Deployment, the status and the Events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.fixtures.cluster import KubeCluster
+from tests.integration import _scaler_env as env
+
+pytestmark = pytest.mark.integration
+WORKER, SCALER, STAGE = env.WORKER, env.SCALER, env.STAGE
+Env = env.Env
+
+
+@pytest.fixture
+def scaler_env(
+    kube_cluster: KubeCluster,
+    kube_api: client.ApiClient,
+    namespace: str,
+    crds_installed: list[str],
+    migrated_dsn: str,
+    tmp_path: Path,
+) -> Iterator[Env]:
+    """The operator serving a fresh namespace, with a DSN Secret for a migrated database."""
+    yield from env.start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)
+
+
+def test_scales_up_within_behavior_limits_and_deletion_leaves_target(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
+    limited = {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 600}]}
+    body = env.scaler_body(
+        SCALER,
+        WORKER,
+        [STAGE],
+        behavior={"scaleUp": {"stabilizationWindowSeconds": 0, **limited}},
+    )
+    env.create_scaler(e.api, e.namespace, body)
+    e.wait_condition("Ready", "True")
+    assert e.replicas() == 0  # nothing to do yet
+
+    env.insert_jobs(e.dsn, STAGE, 45)  # 45 / backlogPerReplica 10 -> 5 wanted
+    e.wait_replicas(2, "(the Pods policy allows +2 per 600 s)")
+    e.wait_ready_backlog(45)
+    e.holds(2)
+    status = e.scaler()["status"]
+    assert status["desiredReplicas"] == 2
+    assert env.condition(e.scaler(), "Active")["status"] == "True"
+    scaled = [ev for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledUp"]
+    assert scaled and "0 -> 2" in scaled[0].message
+
+    env.patch_scaler(
+        e.api,
+        e.namespace,
+        SCALER,
+        {
+            "spec": {
+                "behavior": {
+                    "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 600}]}
+                }
+            }
+        },
+    )
+    e.wait_replicas(5, "once the limit is raised")
+    e.holds(5)
+
+    client.CustomObjectsApi(e.api).delete_namespaced_custom_object(
+        env.GROUP, env.VERSION, e.namespace, env.PLURAL, SCALER
+    )
+    env.wait_for(lambda: env.get_scaler(e.api, e.namespace, SCALER) is None, 30, "scaler gone")
+    env.finish_all_jobs(e.dsn)  # would scale in if anything were still acting
+    e.holds(5, seconds=3)
+
+
+def test_scale_down_waits_for_stabilization_and_idle_cooldown(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
+    body = env.scaler_body(
+        SCALER,
+        WORKER,
+        [STAGE],
+        policy={"type": "BacklogPerReplica", "backlogPerReplica": 10, "idleCooldownSeconds": 3600},
+        behavior={
+            "scaleUp": {"stabilizationWindowSeconds": 0},
+            "scaleDown": {"stabilizationWindowSeconds": 3600},
+        },
+    )
+    env.insert_jobs(e.dsn, STAGE, 25)
+    env.create_scaler(e.api, e.namespace, body)
+    e.wait_replicas(3)
+
+    env.finish_all_jobs(e.dsn)
+    e.wait_ready_backlog(0)
+    e.holds(3)  # the 3600 s stabilization window remembers the higher recommendation
+
+    patch = {"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}}
+    env.patch_scaler(e.api, e.namespace, SCALER, patch)
+    e.wait_replicas(1, "(not zero: the idle cooldown has not passed)")
+    e.holds(1)
+
+    patch = {"spec": {"policy": {"idleCooldownSeconds": 0}}}
+    env.patch_scaler(e.api, e.namespace, SCALER, patch)
+    e.wait_replicas(0, "after the idle cooldown")
+    e.wait_condition("Active", "False")
+    downs = [
+        ev.message for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledDown"
+    ]
+    assert any("3 -> 1" in m for m in downs), downs
+    assert any("1 -> 0" in m for m in downs), downs
+
+
+def test_leaves_zero_only_above_activation_backlog(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
+    body = env.scaler_body(
+        SCALER,
+        WORKER,
+        [STAGE],
+        policy={"type": "BacklogPerReplica", "backlogPerReplica": 10, "activationBacklog": 5},
+    )
+    env.create_scaler(e.api, e.namespace, body)
+    env.insert_jobs(e.dsn, STAGE, 5)
+    e.wait_ready_backlog(5)
+    e.holds(0)
+    assert env.condition(e.scaler(), "Active")["status"] == "False"
+
+    env.insert_jobs(e.dsn, STAGE, 1)
+    e.wait_replicas(1, "once the backlog exceeds activationBacklog")
+    e.wait_condition("Active", "True")
+
+
+def test_paused_makes_no_changes_and_unpausing_resumes(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
+    body = env.scaler_body(SCALER, WORKER, [STAGE])
+    body["metadata"]["annotations"] = {"backlog.dev/paused": "true"}
+    env.create_scaler(e.api, e.namespace, body)
+    paused = e.wait_condition("Paused", "True", "PausedByAnnotation")
+    assert paused["observedGeneration"] == e.scaler()["metadata"]["generation"]
+
+    env.insert_jobs(e.dsn, STAGE, 30)
+    e.wait_ready_backlog(30)
+    e.holds(0)
+
+    # spec.paused alone also pauses: swap the annotation for the field.
+    env.patch_scaler(
+        e.api,
+        e.namespace,
+        SCALER,
+        {"metadata": {"annotations": {"backlog.dev/paused": None}}, "spec": {"paused": True}},
+    )
+    e.wait_condition("Paused", "True", "PausedBySpec")
+    e.holds(0)
+
+    env.patch_scaler(e.api, e.namespace, SCALER, {"spec": {"paused": False}})
+    e.wait_condition("Paused", "False")
+    e.wait_replicas(3, "after unpausing")
+    reasons = env.event_reasons(e.api, e.namespace, SCALER)
+    assert "Paused" in reasons and "Resumed" in reasons and "ScaledUp" in reasons
+
+
+def test_missing_secret_is_reported_not_scaled(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=1)
+    body = env.scaler_body(SCALER, WORKER, [STAGE])
+    body["spec"]["database"]["dsnSecretRef"]["name"] = "no-such-secret"
+    env.create_scaler(e.api, e.namespace, body)
+    cond = e.wait_condition("Ready", "False", "SecretError")
+    assert "no-such-secret" in cond["message"]
+    assert e.dsn not in str(e.scaler())  # the DSN never shows up in status
+    e.holds(1)
