@@ -178,3 +178,33 @@ def test_a_second_migrator_waits_for_the_lock_holder(empty_dsn: str) -> None:
         assert result == []  # still blocked while we hold the lock
     worker.join(timeout=120)
     assert result == [[m.name for m in migrate.available()]]
+
+
+def test_a_file_numbered_below_the_applied_maximum_still_runs(empty_dsn: str) -> None:
+    def make(version: int, table: str) -> migrate.Migration:
+        sql = f"CREATE TABLE public.{table} (id int);"
+        return migrate.Migration(version, f"{version:04d}_{table}", sql)
+
+    first, late, last = make(1, "first"), make(5, "late"), make(9, "last")
+    with migrate.connect(empty_dsn) as conn:
+        assert migrate.apply_on(conn, migrations=[first, last]) == ["0001_first", "0009_last"]
+        assert migrate.apply_on(conn, migrations=[first, late, last]) == ["0005_late"]
+        assert migrate.apply_on(conn, migrations=[first, late, last]) == []
+        assert conn.execute("SELECT to_regclass('public.late') IS NOT NULL").fetchone() == (True,)
+
+
+def test_a_failing_migration_leaves_no_trace(empty_dsn: str) -> None:
+    good = migrate.Migration(1, "0001_good", "CREATE TABLE public.good (id int);")
+    bad = migrate.Migration(
+        2, "0002_bad", "CREATE TABLE public.half (id int); SELECT * FROM no_such_table;"
+    )
+    with migrate.connect(empty_dsn) as conn:
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            migrate.apply_on(conn, migrations=[good, bad])
+        # 0001 committed; 0002 rolled back as a whole, with no history row.
+        assert [m.name for m in migrate.applied(conn)] == ["0001_good"]
+        assert conn.execute("SELECT to_regclass('public.half')").fetchone() == (None,)
+        # The lock was released although this session lives on: another one takes it at once.
+        with psycopg.connect(empty_dsn, autocommit=True) as other:
+            lock = queries.load("backlog_operator.db", "migrate.sql")["try_lock"]
+            assert other.execute(lock).fetchone() == (True,)

@@ -61,11 +61,15 @@ def available() -> tuple[Migration, ...]:
             continue
         sql_text = entry.read_text(encoding="utf-8")
         found.append(Migration(int(match.group(1)), entry.name.removesuffix(".sql"), sql_text))
-    found.sort(key=lambda migration: migration.version)
+    found.sort(key=_version)
     versions = [migration.version for migration in found]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"two migration files share a version: {sorted(versions)}")
     return tuple(found)
+
+
+def _version(migration: Migration) -> int:
+    return migration.version
 
 
 def latest_version() -> int:
@@ -74,7 +78,10 @@ def latest_version() -> int:
 
 
 def current_version(conn: psycopg.Connection) -> int | None:
-    """The highest version applied to the database behind `conn`, None when never migrated."""
+    """The highest version applied to the database behind `conn`, None when never migrated.
+
+    Versions may have gaps (0020 before 0003 exists); use pending() to know what is missing.
+    """
     row = conn.execute(_QUERIES["history_exists"]).fetchone()
     if row is None or not row[0]:
         return None
@@ -110,8 +117,16 @@ def apply(dsn: str, on_wait: Callable[[], None] | None = None) -> list[str]:
         return apply_on(conn, on_wait)
 
 
-def apply_on(conn: psycopg.Connection, on_wait: Callable[[], None] | None = None) -> list[str]:
-    """Same as apply() on an open autocommit connection."""
+def apply_on(
+    conn: psycopg.Connection,
+    on_wait: Callable[[], None] | None = None,
+    migrations: Sequence[Migration] | None = None,
+) -> list[str]:
+    """Same as apply() on an open autocommit connection.
+
+    `migrations` defaults to the shipped ones; tests pass their own.
+    """
+    shipped = available() if migrations is None else sorted(migrations, key=_version)
     locked = conn.execute(_QUERIES["try_lock"]).fetchone()
     if locked is None or not locked[0]:
         if on_wait is not None:
@@ -120,10 +135,12 @@ def apply_on(conn: psycopg.Connection, on_wait: Callable[[], None] | None = None
     try:
         conn.execute(_QUERIES["create_history"])
         history = applied(conn)
-        _check_history(history, available())
+        _check_history(history, shipped)
         done = {migration.version for migration in history}
         names: list[str] = []
-        for migration in available():
+        # Every missing version runs, even one below the highest applied (files added out of
+        # order on separate branches), so `pending()` rather than a maximum says what is left.
+        for migration in shipped:
             if migration.version in done:
                 continue
             with conn.transaction():
