@@ -208,3 +208,10 @@ def test_a_failing_migration_leaves_no_trace(empty_dsn: str) -> None:
         with psycopg.connect(empty_dsn, autocommit=True) as other:
             lock = queries.load("backlog_operator.db", "migrate.sql")["try_lock"]
             assert other.execute(lock).fetchone() == (True,)
+
+
+def test_an_empty_dsn_is_a_usage_error() -> None:
+    result = run_cli("db", "migrate", "--dsn", " ")
+    assert result.returncode == 2
+    assert "Invalid value for '--dsn': is empty" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,10 +11,19 @@ from backlog_operator.db import migrate
 
 DSN_ENVVARS = ["BACKLOG_DSN", "DATABASE_URL"]
 
+
+def _non_blank(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # libpq reads an empty DSN as "the local default socket", which is never what was meant.
+    if not value.strip():
+        raise click.BadParameter("is empty")
+    return value
+
+
 dsn_option = click.option(
     "--dsn",
     envvar=DSN_ENVVARS,
     required=True,
+    callback=_non_blank,
     help="PostgreSQL connection string (or env BACKLOG_DSN / DATABASE_URL).",
 )
 
