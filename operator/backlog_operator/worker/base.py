@@ -285,8 +285,10 @@ class BaseWorker:
             elif completion.next_state == "queued":
                 outcome = "advanced"
                 wake = wake or completion.next_stage in self._stages
+            elif completion.next_state == "retryable":
+                outcome = "retry"
             else:
-                outcome = completion.next_state
+                outcome = completion.next_state  # done | deadletter
             self.metrics.jobs.labels(claim.stage, outcome).inc()
         self.metrics.in_flight.set(len(self._held))
         self._capacity.set()

@@ -33,8 +33,8 @@ WITH picked AS (
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         started_at = coalesce(j.started_at, now()),
         updated_at = now()
-    FROM picked
-    WHERE j.job_id = picked.job_id
+    -- ANY(ARRAY(...)): primary-key probes; a join here gets planned as a hash over the table
+    WHERE j.job_id = ANY(ARRAY(SELECT job_id FROM picked))
     RETURNING j.job_id, j.document_id, j.stage, j.retry_count, j.payload, j.claimed_at
 ), started AS (
     INSERT INTO {schema}.events (job_id, document_id, stage, event_type, worker, detail)
