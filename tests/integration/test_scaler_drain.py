@@ -9,6 +9,7 @@ is 1 in 15.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from kubernetes import client
 
 from backlog_operator.kube.deletion_cost import DELETION_COST
+from backlog_operator.scaler import claims
+from backlog_operator.sources.pool import PoolRegistry
 from tests.fixtures.cluster import KubeCluster
 from tests.integration import _scaler_env as env
 
@@ -64,3 +67,22 @@ def test_busy_pods_survive_scale_in(scaler_env: env.Env) -> None:
         ev.message for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledDown"
     ]
     assert any("6 -> 2" in m for m in down), down
+
+
+def test_claims_by_pod_counts_only_working_claims_of_the_given_pods(migrated_dsn: str) -> None:
+    env.insert_jobs(migrated_dsn, STAGE, 2, state="working", claimed_by="w-1")
+    env.insert_jobs(migrated_dsn, "chunking", 1, state="working", claimed_by="w-1")
+    env.insert_jobs(migrated_dsn, STAGE, 1, state="working", claimed_by="w-2")
+    env.insert_jobs(migrated_dsn, STAGE, 1, state="working", claimed_by="other")
+    env.insert_jobs(migrated_dsn, STAGE, 3)  # queued, unclaimed
+
+    async def read() -> dict[str, int]:
+        pools = PoolRegistry()
+        try:
+            return await claims.claims_by_pod(
+                pools, migrated_dsn, "upload_pipeline", "upload_jobs", ["w-1", "w-2", "w-3"]
+            )
+        finally:
+            await pools.close()
+
+    assert asyncio.run(read()) == {"w-1": 3, "w-2": 1}
