@@ -1,4 +1,176 @@
--- ScaleTest analysis queries (filled in by scaletest/analysis.py).
+-- ScaleTest analysis: figures of one part (baseline or load) of a run, from the pipeline's
+-- jobs and events. Loaded by scaletest/sql.py; {schema} is the pipeline schema.
+-- A job enters a stage when the previous stage's stage_done is logged (the worker moves
+-- it in the same statement) or, for the first stage, when it is created. Queue wait is
+-- entry -> first stage_started; latency is entry -> first stage_done; service time is
+-- the worker's measured `seconds` in the event detail.
 
--- name: run_window
-SELECT 1
+-- name: stage_figures
+WITH jobs AS (
+    SELECT job_id, created_at
+    FROM {schema}.upload_jobs
+    WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
+), ev AS (
+    SELECT e.job_id, e.stage, e.event_type, e.created_at,
+           (e.detail->>'seconds')::float8 AS seconds
+    FROM {schema}.events AS e
+    JOIN jobs USING (job_id)
+    WHERE e.event_type IN ('stage_started', 'stage_done', 'retry', 'error')
+), done AS (
+    SELECT job_id, stage, min(created_at) AS done_at, count(*) AS completions,
+           (array_agg(seconds ORDER BY created_at))[1] AS service
+    FROM ev WHERE event_type = 'stage_done'
+    GROUP BY job_id, stage
+), entered AS (
+    SELECT d.*, coalesce(lag(d.done_at) OVER (PARTITION BY d.job_id ORDER BY d.done_at),
+                         j.created_at) AS entered_at
+    FROM done AS d JOIN jobs AS j USING (job_id)
+), started AS (
+    SELECT job_id, stage, min(created_at) AS first_started
+    FROM ev WHERE event_type = 'stage_started'
+    GROUP BY job_id, stage
+), busy AS (
+    -- every attempt's time, failed ones included: what the stage's workers spent
+    SELECT stage, sum(coalesce(seconds, 0)) AS service_total
+    FROM ev WHERE event_type IN ('stage_done', 'retry', 'error')
+    GROUP BY stage
+), waits AS (
+    SELECT en.stage, en.completions, en.service,
+           extract(epoch FROM en.done_at - en.entered_at)::float8 AS latency,
+           greatest(extract(epoch FROM s.first_started - en.entered_at)::float8, 0) AS wait
+    FROM entered AS en
+    LEFT JOIN started AS s USING (job_id, stage)
+)
+SELECT w.stage,
+       count(*)::bigint AS completions,
+       sum(w.completions - 1)::bigint AS duplicate_completions,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w.latency) AS latency,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w.wait) AS queue_wait,
+       coalesce(sum(w.wait), 0)::float8 AS queue_wait_total,
+       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY w.service) AS service,
+       coalesce(max(b.service_total), 0)::float8 AS service_total
+FROM waits AS w
+LEFT JOIN busy AS b USING (stage)
+GROUP BY w.stage
+
+-- name: queue_wait_p95
+-- Over every (job, stage) a part's jobs went through.
+WITH jobs AS (
+    SELECT job_id, created_at
+    FROM {schema}.upload_jobs
+    WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
+), done AS (
+    SELECT e.job_id, e.stage, min(e.created_at) AS done_at
+    FROM {schema}.events AS e JOIN jobs USING (job_id)
+    WHERE e.event_type = 'stage_done'
+    GROUP BY e.job_id, e.stage
+), entered AS (
+    SELECT d.job_id, d.stage,
+           coalesce(lag(d.done_at) OVER (PARTITION BY d.job_id ORDER BY d.done_at),
+                    j.created_at) AS entered_at
+    FROM done AS d JOIN jobs AS j USING (job_id)
+), started AS (
+    SELECT e.job_id, e.stage, min(e.created_at) AS first_started
+    FROM {schema}.events AS e JOIN jobs USING (job_id)
+    WHERE e.event_type = 'stage_started'
+    GROUP BY e.job_id, e.stage
+)
+SELECT percentile_cont(0.95) WITHIN GROUP (
+           ORDER BY greatest(extract(epoch FROM s.first_started - en.entered_at)::float8, 0))
+FROM entered AS en JOIN started AS s USING (job_id, stage)
+
+-- name: end_to_end
+SELECT count(*)::bigint AS jobs,
+       count(*) FILTER (WHERE state = 'done')::bigint AS done,
+       count(*) FILTER (WHERE state = 'deadletter')::bigint AS deadletter,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM finished_at - created_at)::float8)
+           FILTER (WHERE state = 'done') AS latency,
+       min(created_at) AS first_created,
+       max(created_at) AS last_created,
+       max(finished_at) FILTER (WHERE state IN ('done', 'deadletter')) AS last_finished
+FROM {schema}.upload_jobs
+WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
+
+-- name: original_plan_figure
+-- The original team's per-stage figure, as they wrote it: AVG(updated_at - created_at)
+-- GROUP BY (current) stage. Reported next to the event-based percentiles for comparison.
+SELECT stage, avg(extract(epoch FROM updated_at - created_at))::float8
+FROM {schema}.upload_jobs
+WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
+GROUP BY stage
+
+-- name: scaler_samples
+SELECT scaler, sampled_at, desired, current
+FROM backlog_operator.scaletest_scaler_samples
+WHERE run_id = %(run_id)s
+ORDER BY scaler, sampled_at
+
+-- name: store_stage_stats
+INSERT INTO backlog_operator.scaletest_stage_stats
+    (run_id, part, stage, completions, duplicate_completions, latency_p50, latency_p95,
+     latency_p99, queue_wait_p50, queue_wait_p95, queue_wait_total, service_p50, service_p95,
+     service_total, avg_updated_minus_created, utilization)
+VALUES (%(run_id)s, %(part)s, %(stage)s, %(completions)s, %(duplicate_completions)s,
+        %(latency_p50)s, %(latency_p95)s, %(latency_p99)s, %(queue_wait_p50)s,
+        %(queue_wait_p95)s, %(queue_wait_total)s, %(service_p50)s, %(service_p95)s,
+        %(service_total)s, %(avg_updated_minus_created)s, %(utilization)s)
+ON CONFLICT (run_id, part, stage) DO UPDATE SET
+    completions = EXCLUDED.completions,
+    duplicate_completions = EXCLUDED.duplicate_completions,
+    latency_p50 = EXCLUDED.latency_p50, latency_p95 = EXCLUDED.latency_p95,
+    latency_p99 = EXCLUDED.latency_p99, queue_wait_p50 = EXCLUDED.queue_wait_p50,
+    queue_wait_p95 = EXCLUDED.queue_wait_p95, queue_wait_total = EXCLUDED.queue_wait_total,
+    service_p50 = EXCLUDED.service_p50, service_p95 = EXCLUDED.service_p95,
+    service_total = EXCLUDED.service_total,
+    avg_updated_minus_created = EXCLUDED.avg_updated_minus_created,
+    utilization = EXCLUDED.utilization
+
+-- name: store_slo
+INSERT INTO backlog_operator.scaletest_slo_results (run_id, name, target, observed, met)
+VALUES (%(run_id)s, %(name)s, %(target)s, %(observed)s, %(met)s)
+ON CONFLICT (run_id, name) DO UPDATE SET
+    target = EXCLUDED.target, observed = EXCLUDED.observed, met = EXCLUDED.met
+
+-- name: store_results
+UPDATE backlog_operator.scaletest_runs
+SET results = %(results)s, db_profile = %(db_profile)s, updated_at = now()
+WHERE run_id = %(run_id)s
+
+-- name: has_pg_stat_statements
+SELECT to_regclass('pg_stat_statements') IS NOT NULL
+   AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')
+
+-- name: top_statements
+SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 200) AS query, calls,
+       round(total_exec_time::numeric, 1)::float8 AS total_ms,
+       round(mean_exec_time::numeric, 3)::float8 AS mean_ms
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC
+LIMIT 5
+
+-- name: connections_by_state
+SELECT coalesce(state, 'background'), count(*)::bigint
+FROM pg_stat_activity
+WHERE datname = current_database()
+GROUP BY 1 ORDER BY 1
+
+-- name: lock_waits
+SELECT count(*)::bigint FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+
+-- name: table_health
+-- Dead tuples and the age of the oldest transaction (running now; and the table's
+-- relfrozenxid age in transaction ids) on the jobs table.
+SELECT coalesce(t.n_live_tup, 0)::bigint, coalesce(t.n_dead_tup, 0)::bigint,
+       t.last_autovacuum,
+       age(c.relfrozenxid)::bigint AS relfrozenxid_age,
+       (SELECT max(extract(epoch FROM now() - xact_start))::float8
+          FROM pg_stat_activity
+         WHERE datname = current_database() AND xact_start IS NOT NULL
+           AND pid <> pg_backend_pid()) AS oldest_xact_seconds
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables AS t ON t.relid = c.oid
+WHERE n.nspname = %(schema_name)s AND c.relname = 'upload_jobs'
