@@ -235,6 +235,9 @@ class LocalCluster:
             f"--etcd-servers=http://127.0.0.1:{p.etcd}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # The endpoint reconciler refuses loopback addresses; pods reach the API
+            # through their KUBECONFIG, not the `kubernetes` Service, so none is needed.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={p.apiserver}",
             f"--cert-dir={self.state_dir / 'apiserver'}",
             f"--tls-cert-file={pki.serving_cert}",

@@ -110,8 +110,25 @@ def spawn(
             preexec_fn=preexec,  # only prctl runs there: no locks taken
         )
     ticks = start_ticks(proc.pid) or 0
-    # argv as the kernel reports it (exec resolves nothing in cmdline, but be exact).
-    return proc, ProcRecord(name, proc.pid, ticks, cmdline(proc.pid) or tuple(argv))
+    return proc, ProcRecord(name, proc.pid, ticks, _settled_cmdline(proc, tuple(argv)))
+
+
+def _settled_cmdline(proc: subprocess.Popen[bytes], argv: tuple[str, ...]) -> tuple[str, ...]:
+    """argv as the kernel will report it (a script shows as `interpreter script ...`).
+
+    Popen returns while exec may still be setting up the new image (vfork), when
+    /proc/PID/cmdline can be empty: wait until two reads agree.
+    """
+    previous: tuple[str, ...] = ()
+    for _ in range(200):
+        current = cmdline(proc.pid)
+        if current and current == previous:
+            return current
+        if proc.poll() is not None:
+            break
+        previous = current
+        time.sleep(0.005)
+    return previous or argv
 
 
 def signal_group(rec: ProcRecord, sig: signal.Signals, *, check_argv: bool = True) -> bool:
