@@ -28,6 +28,7 @@ DEV_DATABASE = "uploads"
 # Throw-away servers trade durability for speed; the persistent dev server keeps fsync.
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 START_TIMEOUT_SECONDS = 60
+SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; PostgreSQL refuses longer socket paths
 
 
 class PostgresError(RuntimeError):
@@ -213,7 +214,7 @@ class PostgresServer:
         settings = {
             "port": str(self.port),
             "listen_addresses": "'127.0.0.1'",
-            "unix_socket_directories": f"'{self.data_dir}'",
+            "unix_socket_directories": f"'{self._socket_dir()}'",
             "max_connections": "300",
             "log_min_messages": "warning",
         }
@@ -228,6 +229,14 @@ class PostgresServer:
         if include not in main_conf.read_text():
             with main_conf.open("a") as handle:
                 handle.write(include)
+
+    def _socket_dir(self) -> str:
+        """The data dir, or none at all when its socket path would pass the kernel's limit.
+
+        Clients here use TCP; the socket is a convenience for psql.
+        """
+        socket_path = self.data_dir / f".s.PGSQL.{self.port}"
+        return str(self.data_dir) if len(str(socket_path)) < SOCKET_PATH_LIMIT else ""
 
     def _configured_port(self) -> int | None:
         """The port of an existing data directory, so a restart keeps its address."""

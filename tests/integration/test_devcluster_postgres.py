@@ -70,3 +70,20 @@ def test_db_up_is_idempotent_and_db_down_stops() -> None:
     finally:
         postgres.db_down(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_a_data_dir_too_deep_for_a_unix_socket_still_serves_tcp(_pristine_data_dir: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="backlog-pg-deep-"))
+    root.chmod(0o711)
+    deep = root / ("d" * 60) / ("e" * 30)
+    deep.parent.mkdir()
+    deep.parent.chmod(0o711)
+    postgres.clone_data_dir(_pristine_data_dir, deep)
+    server = PostgresServer(deep)
+    try:
+        server.start()
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
