@@ -9,90 +9,38 @@ as the `postgres` user through `runuser` and the data directory is chowned to it
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
-import shutil
-import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-BINDIR_ENV = "BACKLOG_PG_BINDIR"
+from devcluster.pghost import (
+    PostgresError,
+    clone_data_dir,
+    find_binaries,
+    free_port,
+    port_in_use,
+)
+
+__all__ = [
+    "PostgresError",
+    "PostgresServer",
+    "clone_data_dir",
+    "db_down",
+    "db_up",
+    "free_port",
+]
+
 RUN_AS_USER = "postgres"
 DEV_DATABASE = "uploads"
 # Throw-away servers trade durability for speed; the persistent dev server keeps fsync.
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 START_TIMEOUT_SECONDS = 60
 SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; PostgreSQL refuses longer socket paths
-
-
-class PostgresError(RuntimeError):
-    """A server command failed; the message carries the command's output."""
-
-
-@dataclass(frozen=True)
-class Binaries:
-    """Where initdb, pg_ctl and friends live."""
-
-    bindir: Path
-
-    def tool(self, name: str) -> str:
-        return str(self.bindir / name)
-
-
-def find_binaries() -> Binaries:
-    """$BACKLOG_PG_BINDIR, then `pg_config --bindir`, then the newest /usr/lib/postgresql/*/bin."""
-    candidates: list[str] = []
-    if os.environ.get(BINDIR_ENV):
-        candidates.append(os.environ[BINDIR_ENV])
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        if result.returncode == 0:
-            candidates.append(result.stdout.strip())
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
-    candidates.extend(versions)
-    for candidate in candidates:
-        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
-            return Binaries(Path(candidate))
-    raise PostgresError(
-        f"PostgreSQL binaries not found (looked in {candidates or 'nothing'}); set {BINDIR_ENV}"
-    )
-
-
-def _version_key(path: str) -> int:
-    part = Path(path).parent.name
-    return int(part) if part.isdigit() else 0
-
-
-def port_in_use(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def clone_data_dir(source: Path, target: Path) -> None:
-    """Copy a stopped, initialised data directory (cheaper than another initdb).
-
-    `cp -a` keeps the postgres user's ownership and the 0700 mode PostgreSQL insists on.
-    """
-    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
-    for stale in ("postmaster.pid", "backlog.conf", "postgres.log"):
-        (target / stale).unlink(missing_ok=True)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresServer:
