@@ -49,7 +49,7 @@ def _down(cluster: LocalCluster, purge: bool) -> int:
 
 def _status(cluster: LocalCluster) -> int:
     state = cluster.load_state()
-    if state is None:
+    if state is None or not state.procs:
         print("not running")
         return 1
     running = cluster.running()

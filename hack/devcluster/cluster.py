@@ -138,7 +138,8 @@ class LocalCluster:
         if state is not None:
             self._log(f"cluster already running at {state.server} (state in {self.state_dir})")
             return StartResult(self.kubeconfig, state.server, True, time.monotonic() - began)
-        if self.load_state() is not None:
+        previous = self.load_state()
+        if previous is not None and previous.procs:
             self._log("previous cluster is partly dead: stopping its leftovers, starting fresh")
             self.stop()
         missing = self.missing_binaries()
@@ -315,8 +316,9 @@ class LocalCluster:
             if name in by_name:
                 # The node needs time to stop its pods (each gets its grace period, capped).
                 procs.stop(by_name[name], grace=40.0 if name == "node" else 15.0)
-        self._state_file.unlink(missing_ok=True)
-        return True
+        # Keep the ports (not the pids): the next start reuses them when free.
+        self._save(ClusterState(state.ports))
+        return bool(state.procs)
 
 
 def _port_free(port: int) -> bool:
