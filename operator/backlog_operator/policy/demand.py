@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from backlog_operator.policy.types import PolicySpec, PolicyType, Signals
 
+# Far above any maxReplicas; keeps absurd readings (a huge service time) finite.
+_MAX_DEMAND = 1e9
+
 
 @dataclass(frozen=True, slots=True)
 class Demand:
@@ -41,7 +44,8 @@ def estimate_service_time(signals: Signals) -> float | None:
         return measured
     completion = _clean(signals.completion_rate_per_s)
     if completion is not None and completion > 0 and signals.in_flight > 0:
-        return signals.in_flight / completion
+        estimate = signals.in_flight / completion
+        return estimate if math.isfinite(estimate) else None
     return None
 
 
@@ -88,7 +92,7 @@ def compute(policy: PolicySpec, signals: Signals) -> Demand:
     # Drain term: `ready` jobs x service seconds, spread over the target wait.
     drain = ready * service / policy.target_queue_wait_s
     return Demand(
-        replicas=serve + drain,
+        replicas=min(serve + drain, _MAX_DEMAND),
         basis=f"QueueWait: serve {serve:.1f} + drain {drain:.1f}",
         arrival_rate_per_s=rate,
         service_time_s=service,
