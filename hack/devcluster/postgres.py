@@ -40,6 +40,7 @@ DEV_DATABASE = "uploads"
 # Throw-away servers trade durability for speed; the persistent dev server keeps fsync.
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 START_TIMEOUT_SECONDS = 60
+PORT_ATTEMPTS = 3
 SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; PostgreSQL refuses longer socket paths
 
 
@@ -71,9 +72,21 @@ class PostgresServer:
         if self.is_running():
             return
         self.init()
-        if not self._port_pinned and port_in_use(self.port):
-            self.port = free_port()
-        self._write_settings()
+        for attempt in range(PORT_ATTEMPTS):
+            # Another process may take a port between free_port() and the bind: pick again.
+            if not self._port_pinned and (attempt > 0 or port_in_use(self.port)):
+                self.port = free_port()
+            self._write_settings()
+            try:
+                self._pg_ctl_start()
+                break
+            except PostgresError as error:
+                lost_port = "Address already in use" in str(error)
+                if self._port_pinned or not lost_port or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        self._wait_until_accepting()
+
+    def _pg_ctl_start(self) -> None:
         self._run(
             [
                 self.binaries.tool("pg_ctl"),
@@ -84,7 +97,6 @@ class PostgresServer:
                 f"--log={self.log_file}",
             ]
         )
-        self._wait_until_accepting()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast` rolls back open transactions, `immediate` is a crash)."""

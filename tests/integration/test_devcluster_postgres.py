@@ -1,6 +1,7 @@
 """devcluster.postgres: throw-away servers restart in place, and db_up/db_down are idempotent."""
 
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -87,3 +88,29 @@ def test_a_data_dir_too_deep_for_a_unix_socket_still_serves_tcp(_pristine_data_d
     finally:
         server.stop(mode="immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_taken_port_is_replaced_unless_pinned(_pristine_data_dir: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="backlog-pg-port-"))
+    root.chmod(0o711)
+    postgres.clone_data_dir(_pristine_data_dir, root / "data")
+    # Bound but not listening: a connect probe sees nothing, yet PostgreSQL cannot bind it,
+    # which is what losing a race for a free port looks like.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        taken = blocker.getsockname()[1]
+        pinned = PostgresServer(root / "data", port=taken)
+        floating: PostgresServer | None = None
+        try:
+            with pytest.raises(postgres.PostgresError, match="Address already in use"):
+                pinned.start()
+            floating = PostgresServer(root / "data")  # remembers `taken` from the attempt
+            assert floating.port == taken
+            floating.start()
+            assert floating.port != taken
+            with psycopg.connect(floating.dsn(), connect_timeout=10):
+                pass
+        finally:
+            if floating is not None:
+                floating.stop(mode="immediate")
+            shutil.rmtree(root, ignore_errors=True)
