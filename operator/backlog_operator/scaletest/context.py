@@ -74,6 +74,8 @@ class RunContext:
     results: Results | None = None
     pods_deleted: int = 0
     last_progress: dict[str, Any] | None = None
+    # Set by the delete handler: nothing may start again (the daemon may still tick once).
+    closing: bool = False
     _producers: asyncio.Task[int] | None = None
     _producers_part: Part | None = None
     _producers_stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -117,7 +119,7 @@ class RunContext:
         )
 
     def start_producers(self, part: Part, schedule: profiles.Schedule) -> None:
-        if self.producers_running(part):
+        if self.closing or self.producers_running(part):
             return
         self._producers_stop = asyncio.Event()
         plan = producers.ProducerPlan(
@@ -154,7 +156,7 @@ class RunContext:
 
     def start_chaos(self, api: client.ApiClient) -> None:
         spec = self.spec.chaos
-        if spec is None or (self._chaos is not None and not self._chaos.done()):
+        if self.closing or spec is None or (self._chaos is not None and not self._chaos.done()):
             return
 
         def deleted(names: list[str]) -> None:
@@ -181,6 +183,11 @@ class RunContext:
         # Cancelled on purpose; its errors were logged by the task itself.
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+    async def shut(self) -> None:
+        """For deletion: stop the background tasks for good."""
+        self.closing = True
+        await self.stop_background()
 
     async def stop_background(self) -> None:
         await self.stop_chaos()

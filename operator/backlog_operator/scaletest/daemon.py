@@ -300,7 +300,7 @@ async def run_scaletest(rt: Runtime, body: kopf.Body, stopped: kopf.DaemonStoppe
         return
     rt.active[ctx.run_id] = ctx
     try:
-        while not stopped:
+        while not stopped and not ctx.closing:
             try:
                 if ctx.conn is None:
                     await _prepare(rt, ctx)
@@ -337,7 +337,7 @@ async def finalize(rt: Runtime, body: kopf.Body) -> None:
         return
     running = rt.active.pop(ctx.run_id, None)
     if running is not None:
-        await running.stop_background()
+        await running.shut()
     verdict_text = ctx.status.get("verdict")
     verdict = Verdict(verdict_text) if verdict_text else None
     if not effects.should_clean(ctx.spec.cleanup, verdict):
