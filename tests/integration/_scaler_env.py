@@ -48,10 +48,13 @@ class OperatorProcess:
     namespaces: tuple[str, ...] = ()
     metrics_port: int = 0
     extra_args: tuple[str, ...] = ()
+    standalone: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        args = [str(OPERATOR_BIN), "run", "--standalone", "--health-port", "0"]
+        args = [str(OPERATOR_BIN), "run", "--health-port", "0"]
+        if self.standalone:
+            args.append("--standalone")
         args += ["--metrics-port", str(self.metrics_port)]
         for ns in self.namespaces:
             args += ["--namespace", ns]
