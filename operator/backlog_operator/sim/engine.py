@@ -112,6 +112,7 @@ class EngineResult:
     end_s: float
     series: Series
     done_at: array[float] | None  # per job completion time (record_completions=True)
+    started_at: array[float] | None  # per job start of the attempt that completed (idem)
 
 
 def simulate(
@@ -145,6 +146,7 @@ def simulate(
     rare: dict[int, tuple[int, int]] = {}  # seq -> (kind, data)
     size: array[float] = array("d")  # per job
     done_at: array[float] | None = array("d", bytes(8 * n)) if record_completions else None
+    started_at: array[float] | None = array("d", bytes(8 * n)) if record_completions else None
     queue: deque[int] = deque()  # job indices, FIFO
     idle: list[int] = []  # ready pods without a job
     pod_job: list[int] = []  # per pod id: current job
@@ -300,8 +302,9 @@ def simulate(
                     completed += 1
                     service_done += t - start
                     last_completion = t
-                    if done_at is not None:
+                    if done_at is not None and started_at is not None:
                         done_at[job] = t
+                        started_at[job] = start
                     if draining and pod in draining:
                         drain_exit(pod, t)
                     elif queue:
@@ -370,4 +373,5 @@ def simulate(
         end_s=end,
         series=Series(*(tuple(column) for column in series)),
         done_at=done_at,
+        started_at=started_at,
     )
