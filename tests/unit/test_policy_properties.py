@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backlog_operator import policy
+from backlog_operator.policy import behavior
 from backlog_operator.policy.types import (
     Behavior,
     Fallback,
@@ -23,6 +24,7 @@ from backlog_operator.policy.types import (
     RatePolicy,
     RatePolicyType,
     Reason,
+    Recommendation,
     ScalerConfig,
     ScalerHistory,
     ScalingRules,
@@ -285,3 +287,31 @@ def test_monotone_in_backlog_sweep(
     ]
     for less, more in itertools.pairwise(desired):
         assert less.desired_replicas <= more.desired_replicas, (less, more)
+
+
+@SETTINGS
+@given(
+    up_window=st.sampled_from([0.0, 10.0, 60.0]),
+    down_window=st.sampled_from([0.0, 30.0, 300.0]),
+    seq=st.lists(
+        st.tuples(st.sampled_from([0.5, 1.0, 7.0, 40.0]), st.integers(0, 12), st.integers(0, 12)),
+        max_size=60,
+    ),
+)
+def test_compacted_recommendations_stabilize_like_the_full_list(
+    up_window: float, down_window: float, seq: list[tuple[float, int, int]]
+) -> None:
+    rules = Behavior(
+        scale_up=ScalingRules(up_window, SelectPolicy.MAX, ()),
+        scale_down=ScalingRules(down_window, SelectPolicy.MAX, ()),
+    )
+    full: tuple[Recommendation, ...] = ()
+    compacted: tuple[Recommendation, ...] = ()
+    now = 0.0
+    for dt, rec, current in seq:
+        now += dt
+        expected = behavior.stabilize(rec, current, full, rules, now)
+        assert behavior.stabilize(rec, current, compacted, rules, now) == expected
+        full = (*full, Recommendation(now, rec))
+        compacted = behavior.record(compacted, rec, rules, now)
+    assert len(compacted) <= len(full)

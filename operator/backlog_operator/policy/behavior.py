@@ -49,13 +49,30 @@ def prune(history: ScalerHistory, behavior: Behavior, now: float) -> ScalerHisto
 
 
 def record(
-    recommendations: tuple[Recommendation, ...], replicas: int, now: float
+    recommendations: tuple[Recommendation, ...], replicas: int, behavior: Behavior, now: float
 ) -> tuple[Recommendation, ...]:
-    """Append a recommendation. An equal predecessor is replaced: the newer sample
-    dominates it in both the max and the min window, so steady states stay small."""
-    if recommendations and recommendations[-1].replicas == replicas:
-        recommendations = recommendations[:-1]
-    return (*recommendations, Recommendation(at=now, replicas=replicas))
+    """Append a recommendation and drop the ones no future window can pick.
+
+    Scale-down stabilization takes the highest recommendation in its window: one with a
+    later recommendation at least as high never decides it again (the later one stays in
+    the window longer). Likewise for scale-up and the lowest. What remains is a short
+    monotone run, so decide stays cheap at many readings per second, and every future
+    stabilization is unchanged (test_policy_properties.py checks it against the full list).
+    """
+    up_cut = now - behavior.scale_up.stabilization_window_s
+    down_cut = now - behavior.scale_down.stabilization_window_s
+    newest = Recommendation(at=now, replicas=replicas)
+    kept = [newest]
+    highest_after = lowest_after = replicas
+    for rec in reversed(recommendations):
+        if (rec.replicas > highest_after and rec.at > down_cut) or (
+            rec.replicas < lowest_after and rec.at > up_cut
+        ):
+            kept.append(rec)
+        highest_after = max(highest_after, rec.replicas)
+        lowest_after = min(lowest_after, rec.replicas)
+    kept.reverse()
+    return tuple(kept)
 
 
 def stabilize(

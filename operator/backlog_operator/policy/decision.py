@@ -181,7 +181,7 @@ def _evaluate(
         final = behavior.limit(stabilized, current, rules, history, now)
         reason, note = _reason(current, raw, rec, stabilized, final, within_tolerance, high)
 
-    history = dataclasses.replace(history, recommendations=behavior.record(recs, rec, now))
+    history = dataclasses.replace(history, recommendations=behavior.record(recs, rec, rules, now))
     history = behavior.with_scale_event(history, current, final, now)
     return Decision(
         desired_replicas=final,
