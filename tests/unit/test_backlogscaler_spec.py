@@ -1,8 +1,10 @@
-"""Tests for api.backlogscaler: pinned defaults, the CRD mirrored, errors that name the field."""
+"""Tests for api.backlogscaler: pinned defaults, defaults applied, errors that name the field.
+
+The CRD side of the defaults is compared in test_crd_backlogscaler_defaults.py.
+"""
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import pytest
@@ -10,9 +12,6 @@ import yaml
 
 from backlog_operator.api import backlogscaler as bs
 from backlog_operator.policy import types as t
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CRD = ROOT / "operator" / "backlog_operator" / "api" / "crds" / "backlogscalers.yaml"
 
 MINIMAL: dict[str, Any] = {
     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "parse-worker"},
@@ -115,27 +114,6 @@ def test_backlog_per_replica_and_static_fallback() -> None:
 
 def test_integral_floats_are_integers() -> None:
     assert bs.parse_spec({"maxReplicas": 4.0}).max_replicas == 4
-
-
-def _flatten_defaults(schema: dict[str, Any], prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, prop in schema.get("properties", {}).items():
-        path = f"{prefix}{name}"
-        if "default" in prop and prop["default"] != {}:
-            out[path] = prop["default"]
-        out.update(_flatten_defaults(prop, f"{path}."))
-    return out
-
-
-@pytest.mark.skipif(not CRD.exists(), reason="CRD not written yet")
-def test_crd_defaults_match_the_parser() -> None:
-    crd = yaml.safe_load(CRD.read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    crd_defaults = _flatten_defaults(schema)
-    assert crd_defaults, "no defaults found in the CRD"
-    for path, value in crd_defaults.items():
-        assert path in bs.SCHEMA_DEFAULTS, f"CRD default for spec.{path} unknown to the parser"
-        assert bs.SCHEMA_DEFAULTS[path] == value, f"spec.{path}: CRD {value!r}"
 
 
 def test_schema_defaults_are_what_the_parser_applies() -> None:
