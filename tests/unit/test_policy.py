@@ -71,6 +71,12 @@ def test_queue_wait_is_littles_law_plus_drain_term() -> None:
     assert run(config(), signals, 10).desired_replicas == 12
 
 
+def test_design_example_worked_in_decision_0005() -> None:
+    signals = Signals(ready=120, in_flight=8, arrival_rate_per_s=6.1, service_time_s=0.9)
+    assert demand.compute(PolicySpec(), signals).replicas == pytest.approx(8 + 3.6)
+    assert run(config(), signals, 4).desired_replicas == 12
+
+
 def test_queue_wait_never_below_in_flight() -> None:
     signals = Signals(ready=0, in_flight=9, arrival_rate_per_s=0.1, service_time_s=1.0)
     assert run(config(), signals, 9).desired_replicas == 9
