@@ -365,6 +365,7 @@ def test_backlog_query_uses_the_partial_index(migrated_dsn: str) -> None:
     insert_jobs(migrated_dsn, "parsing", "done", 20000, age_s=3600)
     insert_jobs(migrated_dsn, "parsing", "queued", 50)
     insert_jobs(migrated_dsn, "parsing", "working", 5)
+    insert_jobs(migrated_dsn, "parsing", "retryable", 5, retry_in_s=30)
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE upload_pipeline.upload_jobs")
         plan = conn.execute(
@@ -374,5 +375,7 @@ def test_backlog_query_uses_the_partial_index(migrated_dsn: str) -> None:
             {"stages": ["parsing", "parsed"], "window_s": 60.0},
         ).fetchall()
     text = "\n".join(row[0] for row in plan)
-    assert "Index Only Scan using upload_jobs_backlog" in text, text
+    assert "Index Only Scan using upload_jobs_active" in text, text  # the counts
+    assert "using upload_jobs_queued_since" in text, text  # the oldest queued probe
+    assert "using upload_jobs_retry_due" in text, text  # waiting retries, oldest due
     assert "Seq Scan on upload_jobs" not in text, text

@@ -41,7 +41,12 @@ class PoolSettings:
             "autocommit": True,
             "connect_timeout": self.connect_timeout_s,
             "application_name": self.application_name,
-            "options": f"-c statement_timeout={self.statement_timeout_ms}",
+            # A monitoring query must stay light on the user's database: no parallel
+            # workers (their start-up alone costs more than the index-only scan).
+            "options": (
+                f"-c statement_timeout={self.statement_timeout_ms}"
+                " -c max_parallel_workers_per_gather=0"
+            ),
         }
 
 

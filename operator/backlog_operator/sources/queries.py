@@ -25,14 +25,6 @@ def stage_signals(schema: str, table: str) -> sql.Composed:
     )
 
 
-@functools.cache
-def backlog_only(schema: str, table: str) -> sql.Composed:
-    """The backlog half of stage_signals (parameters: stages); the benchmark times it."""
-    return sql.SQL(_SQL["backlog_only"]).format(
-        schema=sql.Identifier(schema), table=sql.Identifier(table)
-    )
-
-
 def listen(channel: str) -> sql.Composed:
     """LISTEN on `channel` (an identifier: quoted, never formatted)."""
     return sql.SQL(_SQL["listen"]).format(channel=sql.Identifier(channel))

@@ -3,29 +3,37 @@
 -- and are composed with psycopg.sql.Identifier, never formatted.
 
 -- name: stage_signals
--- One statement per (database, schema, table) per tick, for every stage the hub's
--- subscribers need. Backlog: an index-only scan of upload_jobs_backlog (active rows
--- only, so it stays small while done rows pile up). Flow: stage_done and error events
--- of the last `window_s` seconds via events_created_at. Rows for every requested stage,
--- zeros when a stage has no active job; oldest_ready_s is NULL when nothing is ready.
+-- One statement per (schema, table) per tick, for every stage the hub's subscribers
+-- need; a row for each requested stage (zeros when it has no active job).
+-- - counts: index-only scan of upload_jobs_active. Its (stage, state) keys deduplicate,
+--   so 100k active rows are a few hundred kB of posting lists; done rows are not in it.
+-- - waiting: retryable rows whose retry_at is ahead (range scan of upload_jobs_retry_due);
+--   ready = queued + retryable - waiting (a NULL retry_at counts as due).
+-- - oldest ready: one probe per stage into upload_jobs_queued_since (a queued row became
+--   ready when last updated: created, advanced or released) and upload_jobs_retry_due
+--   (a retryable one when its retry_at passed). NULL when nothing is ready.
+-- - flow: stage_done and error events of the last `window_s` seconds (events_created_at).
 WITH wanted AS (
     SELECT DISTINCT unnest(%(stages)s::text[]) AS stage
-), backlog AS (
-    SELECT j.stage,
-           count(*) FILTER (WHERE j.state = 'queued'
-                               OR (j.state = 'retryable' AND coalesce(j.retry_at <= now(), true)))
-               AS ready,
-           count(*) FILTER (WHERE j.state = 'working') AS in_flight,
-           count(*) FILTER (WHERE j.state = 'retryable' AND j.retry_at > now()) AS waiting,
-           -- A queued row became ready when it was last updated (created, advanced, released);
-           -- a retryable one when its retry_at passed.
-           min(CASE WHEN j.state = 'queued' THEN j.updated_at
-                    WHEN coalesce(j.retry_at <= now(), true)
-                    THEN coalesce(j.retry_at, j.updated_at) END)
-               AS ready_since
+), counts AS (
+    SELECT j.stage, j.state, count(*) AS n
     FROM {schema}.{table} AS j
     WHERE j.state IN ('queued', 'working', 'retryable')
       AND j.stage = ANY(%(stages)s::text[])
+    GROUP BY j.stage, j.state
+), per_stage AS (
+    SELECT c.stage,
+           coalesce(sum(c.n) FILTER (WHERE c.state = 'queued'), 0) AS queued,
+           coalesce(sum(c.n) FILTER (WHERE c.state = 'working'), 0) AS working,
+           coalesce(sum(c.n) FILTER (WHERE c.state = 'retryable'), 0) AS retryable
+    FROM counts AS c
+    GROUP BY c.stage
+), waiting AS (
+    SELECT j.stage, count(*) AS n
+    FROM {schema}.{table} AS j
+    WHERE j.state = 'retryable'
+      AND j.stage = ANY(%(stages)s::text[])
+      AND j.retry_at > now()
     GROUP BY j.stage
 ), flow AS (
     SELECT e.stage,
@@ -40,35 +48,34 @@ WITH wanted AS (
     GROUP BY e.stage
 )
 SELECT w.stage,
-       coalesce(b.ready, 0) AS ready,
-       coalesce(b.in_flight, 0) AS in_flight,
-       coalesce(b.waiting, 0) AS waiting,
-       extract(epoch FROM now() - b.ready_since)::float8 AS oldest_ready_s,
+       coalesce(p.queued + p.retryable, 0) - coalesce(x.n, 0) AS ready,
+       coalesce(p.working, 0) AS in_flight,
+       coalesce(x.n, 0) AS waiting,
+       extract(epoch FROM now() - least(oq.ready_since, od.ready_since))::float8
+           AS oldest_ready_s,
        coalesce(f.completions, 0) AS completions,
        coalesce(f.failures, 0) AS failures,
        f.service_time_s,
        extract(epoch FROM now())::float8 AS db_now
 FROM wanted AS w
-LEFT JOIN backlog AS b ON b.stage = w.stage
+LEFT JOIN per_stage AS p ON p.stage = w.stage
+LEFT JOIN waiting AS x ON x.stage = w.stage
 LEFT JOIN flow AS f ON f.stage = w.stage
+LEFT JOIN LATERAL (
+    SELECT j.updated_at AS ready_since
+    FROM {schema}.{table} AS j
+    WHERE j.state = 'queued' AND j.stage = w.stage
+    ORDER BY j.updated_at
+    LIMIT 1
+) AS oq ON true
+LEFT JOIN LATERAL (
+    SELECT j.retry_at AS ready_since
+    FROM {schema}.{table} AS j
+    WHERE j.state = 'retryable' AND j.stage = w.stage AND j.retry_at <= now()
+    ORDER BY j.retry_at
+    LIMIT 1
+) AS od ON true
 ORDER BY w.stage
-
--- name: backlog_only
--- The backlog half of stage_signals alone: what the benchmark times with and without the
--- partial index (the flow half reads the events table, not upload_jobs).
-SELECT j.stage,
-       count(*) FILTER (WHERE j.state = 'queued'
-                           OR (j.state = 'retryable' AND coalesce(j.retry_at <= now(), true)))
-           AS ready,
-       count(*) FILTER (WHERE j.state = 'working') AS in_flight,
-       min(CASE WHEN j.state = 'queued' THEN j.updated_at
-                WHEN coalesce(j.retry_at <= now(), true)
-                THEN coalesce(j.retry_at, j.updated_at) END)
-           AS ready_since
-FROM {schema}.{table} AS j
-WHERE j.state IN ('queued', 'working', 'retryable')
-  AND j.stage = ANY(%(stages)s::text[])
-GROUP BY j.stage
 
 -- name: listen
 LISTEN {channel}

@@ -1,0 +1,215 @@
+"""Benchmark: the hub's grouped backlog query on 5M jobs with 100k active, with and without
+the partial indexes, side by side in one run on one throw-away PostgreSQL.
+
+Writes bench/results/backlog_query.json:
+- `indexed_p95_ms`: sources/queries.sql stage_signals for all 11 stages, migrations as
+  shipped, on a connection configured like the hub's pool (PoolSettings);
+- `unindexed_p95_ms`: the same statement, same settings, with every partial index on
+  upload_jobs dropped inside a transaction that is rolled back (a sequential scan);
+- `ratio` = unindexed / indexed (goal: indexed p95 < 10 ms, ratio > 50);
+- `unindexed_parallel_p95_ms`: the unindexed query with the server's default parallelism
+  (what an ad-hoc COUNT(*) gets; the hub disables parallel workers).
+Rounds interleave the variants so machine load hits them alike. Timed per execution on
+the client (round trip included), like the hub sees it. A figure, not an assertion: the
+test only checks every variant returns the same counts and which indexes the plans use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from backlog_operator import pipeline
+from backlog_operator.sources import queries
+from backlog_operator.sources.pool import PoolSettings
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "backlog_query.json"
+TOTAL = int(os.environ.get("BENCH_BACKLOG_JOBS", "5000000"))
+ACTIVE = int(os.environ.get("BENCH_BACKLOG_ACTIVE", "100000"))
+DOCUMENTS = 500_000  # active rows need distinct (document, stage); done rows share documents
+EVENTS_PER_S = 20  # a steady flow of stage_done events over the last 10 minutes
+ROUNDS = 5
+PER_ROUND = {"indexed": 40, "unindexed": 4, "unindexed_parallel": 4}
+PARTIAL_INDEXES = (
+    "upload_jobs_active",
+    "upload_jobs_ready",
+    "upload_jobs_queued_since",
+    "upload_jobs_retry_due",
+    "upload_jobs_one_active_per_stage",
+    "upload_jobs_working_claimed_by",
+    "upload_jobs_working_lease",
+)
+PARAMS = {"stages": list(pipeline.STAGES), "window_s": 60.0}
+
+# One pass over TOTAL rows; every (TOTAL / ACTIVE)th is active, so active rows are spread
+# over the heap as churn leaves them. Active: stage k % 11, 8 in 10 queued, 1 working,
+# 1 retryable with retry_at from 3 min ago to 3 min ahead. The rest: done at the last
+# stage, 1 in 100 deadletter at parsing, hours old. job_id ascends (the primary key
+# fills from the right: minutes faster to load; no query here reads it).
+LOAD_DOCUMENTS = """
+INSERT INTO upload_pipeline.documents (document_id, filename, created_at)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'doc-' || i,
+       now() - interval '2 days'
+FROM generate_series(1, %(documents)s) AS i
+"""
+LOAD_JOBS = """
+INSERT INTO upload_pipeline.upload_jobs
+    (job_id, document_id, stage, state, retry_at, created_at, updated_at)
+SELECT ('00000000-0000-4000-9000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-'
+        || lpad(to_hex(1 + CASE WHEN x.a THEN x.k / 11 ELSE i END %% %(documents)s), 12, '0')
+       )::uuid,
+       CASE WHEN x.a THEN (%(stages)s::text[])[1 + x.k %% 11]
+            WHEN i %% 100 = 0 THEN 'parsing' ELSE 'embedded' END,
+       CASE WHEN NOT x.a THEN (CASE WHEN i %% 100 = 0 THEN 'deadletter' ELSE 'done' END)
+            WHEN x.k %% 10 < 8 THEN 'queued' WHEN x.k %% 10 = 8 THEN 'working'
+            ELSE 'retryable' END,
+       CASE WHEN x.a AND x.k %% 10 = 9
+            THEN now() + make_interval(secs => (x.k %% 7) * 60 - 180) END,
+       now() - make_interval(secs => CASE WHEN x.a THEN x.k %% 7200 ELSE 3700 + i %% 86400 END),
+       now() - make_interval(secs => CASE WHEN x.a THEN x.k %% 3600 ELSE 3500 + i %% 86400 END)
+FROM generate_series(0, %(total)s - 1) AS i,
+     LATERAL (SELECT i %% %(step)s = 0 AS a, i / %(step)s AS k) AS x
+"""
+LOAD_EVENTS = """
+INSERT INTO upload_pipeline.events (stage, event_type, detail, created_at)
+SELECT (%(stages)s::text[])[1 + i %% 11], 'stage_done',
+       jsonb_build_object('seconds', 0.1 + (i %% 17) / 10.0),
+       now() - make_interval(secs => i::float8 / %(rate)s)
+FROM generate_series(0, %(rate)s * 600 - 1) AS i
+"""
+
+
+def _load(dsn: str) -> float:
+    started = time.perf_counter()
+    params = {
+        "documents": DOCUMENTS,
+        "total": TOTAL,
+        "step": max(1, TOTAL // ACTIVE),
+        "stages": list(pipeline.STAGES),
+        "rate": EVENTS_PER_S,
+    }
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # A throw-away database: skip the FK and NOTIFY triggers while bulk loading.
+        conn.execute("SET session_replication_role = replica")
+        for statement in (LOAD_DOCUMENTS, LOAD_JOBS, LOAD_EVENTS):
+            conn.execute(statement, params)
+        # VACUUM sets the visibility map, as autovacuum would: index-only scans need it.
+        conn.execute("VACUUM (ANALYZE) upload_pipeline.upload_jobs")
+        conn.execute("VACUUM (ANALYZE) upload_pipeline.events")
+    return time.perf_counter() - started
+
+
+def _time(conn: psycopg.Connection, statement: sql.Composable, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        conn.execute(statement, PARAMS, prepare=True).fetchall()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _plan(conn: psycopg.Connection, statement: sql.Composable) -> list[str]:
+    explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) {}").format(statement)
+    return [row[0] for row in conn.execute(explain, PARAMS).fetchall()]
+
+
+def _without_indexes(conn: psycopg.Connection, work: Callable[[], None], parallel: bool) -> None:
+    """Run `work` with every partial index dropped, in a transaction rolled back afterwards."""
+    with conn.transaction(force_rollback=True):
+        if parallel:
+            conn.execute("SET LOCAL max_parallel_workers_per_gather = DEFAULT")
+        for name in PARTIAL_INDEXES:
+            conn.execute(
+                sql.SQL("DROP INDEX {}.{}").format(
+                    sql.Identifier("upload_pipeline"), sql.Identifier(name)
+                )
+            )
+        work()
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(statistics.quantiles(samples, n=20, method="inclusive")[-1], 3),
+        "max_ms": round(max(samples), 3),
+        "n": len(samples),
+    }
+
+
+def test_backlog_query_indexed_vs_unindexed(private_migrated_dsn: str) -> None:
+    load_s = _load(private_migrated_dsn)
+    statement = queries.stage_signals("upload_pipeline", "upload_jobs")
+    samples: dict[str, list[float]] = {name: [] for name in PER_ROUND}
+    results: dict[str, list[tuple[Any, ...]]] = {}
+    plans: dict[str, list[str]] = {}
+    # The hub's own connection settings (statement_timeout raised: the unindexed scan
+    # would trip the hub's 2 s limit on a loaded machine).
+    kwargs = PoolSettings(statement_timeout_ms=60_000).connection_kwargs()
+    with psycopg.connect(private_migrated_dsn, **{**kwargs, "autocommit": False}) as conn:
+        for round_ in range(ROUNDS):  # interleaved rounds: drift hits every variant alike
+            for name, n in PER_ROUND.items():
+
+                def work(name: str = name, n: int = n, first: bool = round_ == 0) -> None:
+                    if first:  # warm up, keep one result and the plan
+                        results[name] = conn.execute(statement, PARAMS).fetchall()
+                        plans[name] = _plan(conn, statement)
+                    samples[name].extend(_time(conn, statement, n))
+
+                if name == "indexed":
+                    work()
+                else:
+                    _without_indexes(conn, work, parallel=name == "unindexed_parallel")
+                conn.commit()
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                (["shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit"],),
+            ).fetchall()
+        )
+        version = conn.execute("SHOW server_version").fetchone()
+        load_avg = os.getloadavg()
+
+    summaries = {name: _summary(s) for name, s in samples.items()}
+    indexed, unindexed = summaries["indexed"]["p95_ms"], summaries["unindexed"]["p95_ms"]
+    report = {
+        "benchmark": "backlog_query",
+        "query": "sources/queries.sql stage_signals, all 11 stages, hub connection settings",
+        "jobs": TOTAL,
+        "active_jobs": ACTIVE,
+        "events_in_window": EVENTS_PER_S * 60,
+        "load_seconds": round(load_s, 1),
+        "indexed_p95_ms": indexed,
+        "unindexed_p95_ms": unindexed,
+        "ratio": round(unindexed / indexed, 1),
+        "unindexed_parallel_p95_ms": summaries["unindexed_parallel"]["p95_ms"],
+        "goal": {"indexed_p95_ms_below": 10, "ratio_above": 50},
+        "variants": summaries,
+        "plans": plans,
+        "postgres": {"version": version[0] if version else None, **settings},
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in load_avg],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("plans", "variants")}))
+
+    # Every variant reads the same backlog (stage, ready, in_flight, waiting); the shipped
+    # plan counts through upload_jobs_active and never scans the table.
+    counts = {name: [row[:4] for row in rows] for name, rows in results.items()}
+    assert counts["indexed"] == counts["unindexed"] == counts["unindexed_parallel"]
+    ready = sum(row[1] for row in results["indexed"])
+    in_flight = sum(row[2] for row in results["indexed"])
+    assert 0 < ready + in_flight <= ACTIVE
+    text = "\n".join(plans["indexed"])
+    assert "Index Only Scan using upload_jobs_active" in text, text
+    assert "Seq Scan on upload_jobs" not in text, text
+    assert "Seq Scan on upload_jobs" in "\n".join(plans["unindexed"])
