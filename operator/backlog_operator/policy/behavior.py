@@ -152,18 +152,34 @@ def limit(
     return desired
 
 
-def with_scale_event(
-    history: ScalerHistory, current: int, desired: int, now: float
+def next_history(
+    history: ScalerHistory,
+    current: int,
+    desired: int,
+    now: float,
+    *,
+    failures: int,
+    last_active_at: float | None = None,
+    recommendations: tuple[Recommendation, ...] | None = None,
 ) -> ScalerHistory:
-    """The history after a change from `current` to `desired` (unchanged when equal)."""
-    if desired == current:
-        return history
-    event = ScaleEvent(at=now, change=abs(desired - current))
-    ups, downs = history.scale_up_events, history.scale_down_events
+    """The history after this decision: one constructor call (decide runs at high rates).
+
+    A change from `current` to `desired` is recorded as a scale event; None keeps a field.
+    """
+    ups, downs, last_scale = (
+        history.scale_up_events,
+        history.scale_down_events,
+        history.last_scale_at,
+    )
     if desired > current:
-        ups = (*ups, event)
-    else:
-        downs = (*downs, event)
-    return dataclasses.replace(
-        history, scale_up_events=ups, scale_down_events=downs, last_scale_at=now
+        ups, last_scale = (*ups, ScaleEvent(at=now, change=desired - current)), now
+    elif desired < current:
+        downs, last_scale = (*downs, ScaleEvent(at=now, change=current - desired)), now
+    return ScalerHistory(
+        recommendations=history.recommendations if recommendations is None else recommendations,
+        scale_up_events=ups,
+        scale_down_events=downs,
+        consecutive_failures=failures,
+        last_active_at=history.last_active_at if last_active_at is None else last_active_at,
+        last_scale_at=last_scale,
     )

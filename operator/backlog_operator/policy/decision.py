@@ -9,7 +9,6 @@ stabilization -> Pods/Percent limits. Cost is O(entries in the windows).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from backlog_operator.policy import behavior, demand
@@ -52,15 +51,8 @@ def decide(
     """
     current = max(current_replicas, 0)
     history = behavior.prune(history, config.behavior, now)
-    if signals.ok:
-        history = dataclasses.replace(history, consecutive_failures=0)
-    else:
-        history = dataclasses.replace(
-            history, consecutive_failures=history.consecutive_failures + 1
-        )
-    fallback_active = (
-        not signals.ok and history.consecutive_failures >= config.fallback.failure_threshold
-    )
+    failures = 0 if signals.ok else history.consecutive_failures + 1
+    fallback_active = not signals.ok and failures >= config.fallback.failure_threshold
 
     if config.paused:
         return Decision(
@@ -72,7 +64,7 @@ def decide(
             fallback_active=fallback_active,
             raw_recommendation=current,
             demand=float(current),
-            history=history,
+            history=behavior.next_history(history, current, current, now, failures=failures),
         )
 
     low, high = config.min_replicas, config.max_replicas
@@ -89,19 +81,23 @@ def decide(
             fallback_active=fallback_active,
             raw_recommendation=target,
             demand=float(target),
-            history=behavior.with_scale_event(history, current, target, now),
+            history=behavior.next_history(history, current, target, now, failures=failures),
         )
 
     if not signals.ok:
-        return _on_failure(config, current, history, fallback_active, now)
+        return _on_failure(config, current, history, failures, fallback_active, now)
     return _evaluate(config, signals, current, history, now)
 
 
 def _on_failure(
-    config: ScalerConfig, current: int, history: ScalerHistory, fallback_active: bool, now: float
+    config: ScalerConfig,
+    current: int,
+    history: ScalerHistory,
+    failures: int,
+    fallback_active: bool,
+    now: float,
 ) -> Decision:
     """A failed reading: hold below the threshold; then Hold or Static. Never to zero."""
-    failures = history.consecutive_failures
     threshold = config.fallback.failure_threshold
     target = current
     if not fallback_active:
@@ -125,7 +121,7 @@ def _on_failure(
         fallback_active=fallback_active,
         raw_recommendation=target,
         demand=float(target),
-        history=behavior.with_scale_event(history, current, target, now),
+        history=behavior.next_history(history, current, target, now, failures=failures),
     )
 
 
@@ -143,7 +139,6 @@ def _evaluate(
     busy = work > 0 or need.arrival_rate_per_s > 0
     first_reading = history.last_active_at is None
     last_active = now if busy or history.last_active_at is None else history.last_active_at
-    history = dataclasses.replace(history, last_active_at=last_active)
     recs = history.recommendations
     if first_reading and rules.scale_down.stabilization_window_s > 0:
         # HPA seeds the window with the current size, so a restart never scales in at once.
@@ -181,8 +176,15 @@ def _evaluate(
         final = behavior.limit(stabilized, current, rules, history, now)
         reason, note = _reason(current, raw, rec, stabilized, final, within_tolerance, high)
 
-    history = dataclasses.replace(history, recommendations=behavior.record(recs, rec, rules, now))
-    history = behavior.with_scale_event(history, current, final, now)
+    history = behavior.next_history(
+        history,
+        current,
+        final,
+        now,
+        failures=0,
+        last_active_at=last_active,
+        recommendations=behavior.record(recs, rec, rules, now),
+    )
     return Decision(
         desired_replicas=final,
         current_replicas=current,
