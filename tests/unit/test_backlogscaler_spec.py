@@ -204,6 +204,8 @@ INVALID_FULL: list[tuple[dict[str, Any], str]] = [
      "spec.scaleTargetRef.name"),
     ({**MINIMAL, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "deployment", "name": "w"}},
      "spec.scaleTargetRef.kind"),
+    ({**MINIMAL, "scaleTargetRef": {"apiVersion": "apps", "kind": "Deployment", "name": "w"}},
+     "spec.scaleTargetRef.apiVersion"),
     ({**MINIMAL, "database": {"dsnSecretRef": {"key": "dsn"}}}, "spec.database.dsnSecretRef.name"),
     ({**MINIMAL, "pollIntervalSeconds": 0}, "spec.pollIntervalSeconds"),
     ({**MINIMAL, "listen": 1}, "spec.listen"),

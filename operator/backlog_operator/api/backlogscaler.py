@@ -25,6 +25,9 @@ DNS_SUBDOMAIN: Final = re.compile(
 )
 SECRET_KEY: Final = re.compile(r"^[-._a-zA-Z0-9]+$")
 KIND: Final = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+API_VERSION: Final = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+((alpha|beta)[0-9]+)?$"
+)
 
 DEFAULT_POLL_INTERVAL_S: Final = 5
 DEFAULT_LISTEN: Final = True
@@ -382,9 +385,6 @@ def parse_backlogscaler(spec: Mapping[str, Any]) -> BacklogScalerSpec:
     if "scaleTargetRef" not in spec:
         raise ValueError("spec.scaleTargetRef: required")
     ref = _object(spec, "scaleTargetRef", "spec.scaleTargetRef", {"apiVersion", "kind", "name"})
-    api_version = ref.get("apiVersion")
-    if not isinstance(api_version, str) or not api_version:
-        raise ValueError(f"spec.scaleTargetRef.apiVersion: required, got {api_version!r}")
     database = _object(spec, "database", "spec.database", {"dsnSecretRef"})
     secret = _object(database, "dsnSecretRef", "spec.database.dsnSecretRef", {"name", "key"})
     if "source" not in spec:
@@ -398,7 +398,7 @@ def parse_backlogscaler(spec: Mapping[str, Any]) -> BacklogScalerSpec:
         )
     return BacklogScalerSpec(
         scale_target_ref=ScaleTargetRef(
-            api_version=api_version,
+            api_version=_string(ref, "apiVersion", "spec.scaleTargetRef.apiVersion", API_VERSION),
             kind=_string(ref, "kind", "spec.scaleTargetRef.kind", KIND, max_length=63),
             name=_string(ref, "name", "spec.scaleTargetRef.name", DNS_SUBDOMAIN),
         ),
