@@ -328,3 +328,20 @@ def test_message_explains_the_decision() -> None:
     )
     assert d.message.startswith("ready=120 inFlight=8 arrival=6.10/s serviceTime=0.90s -> ")
     assert "QueueWait" in d.message
+
+
+def test_idle_cooldown_still_obeys_scale_down_policies() -> None:
+    one_pod = Behavior(
+        scale_down=ScalingRules(0.0, SelectPolicy.MAX, (RatePolicy(RatePolicyType.PODS, 1, 60.0),))
+    )
+    cfg = config(behavior=one_pod, policy=qw(idle_cooldown_s=0))
+    d = run(cfg, Signals(), 3, ScalerHistory(last_active_at=0.0))
+    assert (d.desired_replicas, d.reason) == (2, Reason.LIMITED_BY_BEHAVIOR)
+
+
+def test_active_means_work_above_activation() -> None:
+    cfg = config(policy=qw(activation_backlog=3))
+    assert run(cfg, Signals(ready=2), 1).active  # running with work
+    assert not run(cfg, Signals(ready=2), 0).active  # at zero, below activation
+    assert not run(cfg, Signals(), 2).active  # running, idle (cooling down)
+    assert run(cfg, Signals.failed(), 2).active  # unknown: the target runs
