@@ -235,9 +235,10 @@ class Decision:
     """What to do now, why, and the history to pass to the next call.
 
     `raw_recommendation` is ceil(demand) before tolerance, bounds, stabilization and
-    behavior limits. `active` is True when the stage has work above activationBacklog
-    (on a failed reading: when the target runs). `fallback_active` is True when the
-    failure threshold is reached.
+    behavior limits (when paused, out of bounds or on a failed reading, demand is not
+    computed and both carry the target instead). `active` is True when the stage has
+    work above activationBacklog (on a failed reading: when the target runs).
+    `fallback_active` is True when the failure threshold is reached.
     """
 
     desired_replicas: int
