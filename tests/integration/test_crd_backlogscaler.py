@@ -234,7 +234,7 @@ def _get(obj: dict[str, Any], path: str) -> Any:
 
 
 def test_minimal_spec_gets_every_default(custom: client.CustomObjectsApi) -> None:
-    created = custom.create_namespaced_custom_object(
+    created: Any = custom.create_namespaced_custom_object(
         GROUP, VERSION, NS, PLURAL, _body("minimal", MINIMAL), dry_run="All"
     )
     spec = created["spec"]
@@ -248,7 +248,7 @@ def test_minimal_spec_gets_every_default(custom: client.CustomObjectsApi) -> Non
 
 
 def test_design_example_is_accepted_unchanged(custom: client.CustomObjectsApi) -> None:
-    created = custom.create_namespaced_custom_object(
+    created: Any = custom.create_namespaced_custom_object(
         GROUP, VERSION, NS, PLURAL, _body("full", FULL), dry_run="All"
     )
     spec = created["spec"]
@@ -326,9 +326,9 @@ def test_status_keeps_every_field_and_columns_show_it(
         custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, NS, PLURAL, name, {"status": STATUS}
         )
-        stored = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        stored: Any = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
         assert stored["status"] == STATUS  # nothing pruned
-        table = custom.api_client.call_api(
+        table: Any = custom.api_client.call_api(
             f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}",
             "GET",
             header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
@@ -355,4 +355,5 @@ def test_short_name_and_status_subresource(crds_installed: Any, kube_api: Any) -
     assert crd.spec.names.short_names == ["bs"]
     assert crd.spec.scope == "Namespaced"
     (version,) = crd.spec.versions
-    assert version.name == VERSION and version.subresources.status is not None
+    assert version.name == VERSION
+    assert version.subresources is not None and version.subresources.status is not None

@@ -9,6 +9,7 @@ test with a message), never timing assertions: "woken by NOTIFY" is proven by a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -87,7 +88,7 @@ async def until(
         if asyncio.iscoroutine(last):
             last = await last
         if last:
-            return last  # type: ignore[no-any-return]
+            return last
         await asyncio.sleep(0.05)
     pytest.fail(f"gave up after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
@@ -192,9 +193,8 @@ def test_notify_wakes_the_hub_only_for_watched_stages(migrated_dsn: str) -> None
             # A stage nobody watches: received, but no wake-up and no query.
             queries_before = hubs.stats()[0].queries
             insert_jobs(migrated_dsn, "embedding", "queued", 1)
-            stats = await until(
-                lambda: (st := hubs.stats()[0]).notifies >= 1 and st, "the embedding NOTIFY"
-            )
+            await until(lambda: hubs.stats()[0].notifies >= 1, "the embedding NOTIFY")
+            stats = hubs.stats()[0]
             assert (stats.notify_wakeups, stats.queries) == (0, queries_before)
 
             # A watched stage: a reading comes long before the 3600 s poll.
@@ -240,6 +240,14 @@ def _statement_calls(dsn: str) -> int:
         return int(row[0])
 
 
+def _ready_is(count: int, reading: Reading) -> bool:
+    return reading.signals.ready == count
+
+
+def _seq_from(seq: int, reading: Reading) -> bool:
+    return reading.seq >= seq
+
+
 def test_subscribers_on_one_dsn_share_one_pool_and_one_query_per_tick(migrated_dsn: str) -> None:
     _statement_calls(migrated_dsn)  # creates the extension before counting starts
     ticks = 4
@@ -262,8 +270,8 @@ def test_subscribers_on_one_dsn_share_one_pool_and_one_query_per_tick(migrated_d
             stats_before = hubs.stats()[0]
             for i in range(1, ticks + 1):
                 insert_jobs(migrated_dsn, "parsing", "queued", 1)
-                a = await next_matching(parse, lambda r, i=i: r.signals.ready == i, f"{i} ready")
-                b = await next_matching(chunk, lambda r, s=a.seq: r.seq >= s, f"seq {a.seq}")
+                a = await next_matching(parse, functools.partial(_ready_is, i), f"{i} ready")
+                b = await next_matching(chunk, functools.partial(_seq_from, a.seq), "same tick")
                 assert b.seq == a.seq > seq  # the same tick served both subscribers
                 seq = a.seq
             stats = hubs.stats()[0]
