@@ -11,19 +11,12 @@ the mean of the window's completions, else the last one measured.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backlog_operator import policy
 from backlog_operator.api import backlogscaler
-from backlog_operator.policy.types import (
-    Behavior,
-    Recommendation,
-    ScalerConfig,
-    ScalerHistory,
-    Signals,
-)
+from backlog_operator.policy.types import ScalerConfig, ScalerHistory, Signals
 from backlog_operator.sim.engine import ScaleIn, Step, View
 
 HUB_WINDOW_S = 60.0  # sources.hub.HubSettings.window_s
@@ -51,9 +44,6 @@ class OursController:
     name: str = "ours"
     # ScaleTest chains: arrival times of the upstream stage (spec.policy.upstreamStages).
     upstream_arrivals: Sequence[float] | None = None
-    # Drop recommendations no future window can pick (docs/decisions/0012); exact, and
-    # what keeps 10 readings/s affordable. False hands decide() its history untouched.
-    compact_history: bool = True
 
     @classmethod
     def from_spec(cls, spec: dict[str, object], **overrides: object) -> OursController:
@@ -125,43 +115,11 @@ class OursController:
     def step(self, state: OursState, view: View) -> Step:
         signals, service = self.signals(state, view)
         decision = policy.decide(self.config, signals, view.target, state.history, view.now)
-        history = decision.history
-        if self.compact_history:
-            history = compact(history, self.config.behavior, view.now)
         return Step(
             desired=decision.desired_replicas,
             next_eval_at=view.now + self.poll_interval_s,
-            state=OursState(history, service),
+            state=OursState(decision.history, service),  # stored as is, as the operator does
         )
-
-
-def compact(history: ScalerHistory, behavior: Behavior, now: float) -> ScalerHistory:
-    """The history without recommendations that can no longer decide a stabilization window.
-
-    Scale-down stabilization takes the highest recommendation in its window, scale-up the
-    lowest. A recommendation with a later one at least as high never again decides the
-    scale-down maximum (the later one stays in the window longer), and one already out of
-    the scale-up window never returns to it; likewise for the minimum. Dropping entries
-    that are dead for both windows leaves every future decision unchanged (a unit test
-    compares both runs) and keeps the tuple short: a decreasing run, not 10 entries/s.
-    """
-    recs = history.recommendations
-    if len(recs) < 3:
-        return history
-    up_cut = now - behavior.scale_up.stabilization_window_s
-    down_cut = now - behavior.scale_down.stabilization_window_s
-    kept: list[Recommendation] = []
-    highest_after, lowest_after = -1, 2**31
-    for rec in reversed(recs):
-        if (rec.replicas > highest_after and rec.at > down_cut) or (
-            rec.replicas < lowest_after and rec.at > up_cut
-        ):
-            kept.append(rec)
-        highest_after = max(highest_after, rec.replicas)
-        lowest_after = min(lowest_after, rec.replicas)
-    if len(kept) == len(recs):
-        return history
-    return dataclasses.replace(history, recommendations=tuple(reversed(kept)))
 
 
 def _flag(spec: dict[str, object], key: str, default: bool) -> bool:
