@@ -249,13 +249,13 @@ def test_status_is_a_subresource_with_declared_fields_and_phase_enum(
 
     # Printer columns, as `kubectl get st` asks for them (server-side table).
     api_client = custom.api_client
-    response = api_client.call_api(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/st",
-        "GET",
+    method, url, headers, _, _ = api_client.param_serialize(
+        method="GET",
+        resource_path=f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/st",
         header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        response_type="object",
-        _return_http_data_only=True,
+        auth_settings=["BearerToken"],
     )
+    response = json.loads(api_client.call_api(method, url, header_params=headers).read())
     names = [c["name"] for c in response["columnDefinitions"]]
     assert names == ["Name", "Phase", "Profile", "Jobs", "Throughput", "P95", "Verdict", "Age"]
     cells = response["rows"][0]["cells"]
