@@ -71,8 +71,11 @@ class BaseWorker:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # something may be ready: claim now
         self._capacity = asyncio.Event()  # a handler finished or a flush freed claims
-        self._held: dict[UUID, Claim] = {}  # claimed, not yet flushed or released
-        self._running: dict[UUID, asyncio.Task[None]] = {}
+        self._held: dict[str, Claim] = {}  # job id -> claim not yet flushed or released
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._work: dict[tuple[str, str], simulate.StageWork] = {}  # (payload, stage) cache
+        self._counters: dict[tuple[str, str], Any] = {}  # metric children, looked up once
+        self._histograms: dict[str, Any] = {}
         self._done: asyncio.Queue[Completion | None] = asyncio.Queue()
 
     # -- handlers -------------------------------------------------------------------------
@@ -87,10 +90,22 @@ class BaseWorker:
         seconds, fails = simulate.plan(
             job.payload, job.stage, scale=self.settings.service_time_scale, rng=self.rng
         )
+        await self._simulated(job.stage, seconds, fails)
+
+    async def _simulated(self, stage: str, seconds: float, fails: bool) -> None:
         if seconds > 0:
             await asyncio.sleep(seconds)
         if fails:
-            raise simulate.SimulatedFailure(f"simulated failure at stage {job.stage}")
+            raise simulate.SimulatedFailure(f"simulated failure at stage {stage}")
+
+    def _plan(self, claim: Claim) -> tuple[float, bool]:
+        key = (claim.payload_text, claim.stage)
+        work = self._work.get(key)
+        if work is None:
+            if len(self._work) > 4096:
+                self._work.clear()
+            work = self._work[key] = simulate.stage_work(claim.payload, claim.stage)
+        return simulate.draw(work, scale=self.settings.service_time_scale, rng=self.rng)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -156,7 +171,7 @@ class BaseWorker:
             released = await self.store.release(flush_conn, held)
         for claim in held:
             if claim.job_id in released:
-                self.metrics.jobs.labels(claim.stage, "released").inc()
+                self._count(claim.stage, "released")
         self._held.clear()
         self.metrics.in_flight.set(0)
         log.info("drained", extra={"fields": {"released": len(released)}})
@@ -195,32 +210,63 @@ class BaseWorker:
 
     def _start(self, claim: Claim) -> None:
         self._held[claim.job_id] = claim
-        task = asyncio.create_task(self._handle(claim))
+        planned = None
+        if getattr(self, f"handle_{claim.stage}", None) is None:
+            planned = self._plan(claim)
+            if planned[0] <= 0:  # nothing to wait for: finish inline, no task
+                failure = None
+                if planned[1]:
+                    failure = simulate.SimulatedFailure(f"simulated failure at stage {claim.stage}")
+                self._finish(claim, failure, 0.0)
+                return
+        task = asyncio.create_task(self._handle(claim, planned))
         self._running[claim.job_id] = task
         task.add_done_callback(functools.partial(self._handler_finished, claim.job_id))
 
-    def _handler_finished(self, job_id: UUID, _task: "asyncio.Task[None]") -> None:
+    def _handler_finished(self, job_id: str, _task: "asyncio.Task[None]") -> None:
         self._running.pop(job_id, None)
         self._capacity.set()
 
-    async def _handle(self, claim: Claim) -> None:
-        job = Job(
-            claim.job_id, claim.document_id, claim.stage, claim.retry_count + 1, claim.payload
-        )
-        handler = self.handler_for(claim.stage)
+    async def _handle(self, claim: Claim, planned: tuple[float, bool] | None) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            if inspect.iscoroutinefunction(handler):
-                await handler(job)
+            if planned is not None:
+                await self._simulated(claim.stage, *planned)
             else:
-                await asyncio.to_thread(handler, job)
+                job = Job(
+                    UUID(claim.job_id),
+                    UUID(claim.document_id),
+                    claim.stage,
+                    claim.retry_count + 1,
+                    claim.payload,
+                )
+                handler = self.handler_for(claim.stage)
+                if inspect.iscoroutinefunction(handler):
+                    await handler(job)
+                else:
+                    await asyncio.to_thread(handler, job)
         except Exception as error:  # any handler failure becomes a retry or a deadletter
-            completion = self._failed(claim, error, loop.time() - started)
+            self._finish(claim, error, loop.time() - started)
         else:
-            completion = self._succeeded(claim, loop.time() - started)
-        self.metrics.processing.labels(claim.stage).observe(completion.seconds or 0.0)
+            self._finish(claim, None, loop.time() - started)
+
+    def _finish(self, claim: Claim, error: Exception | None, seconds: float) -> None:
+        if error is None:
+            completion = self._succeeded(claim, seconds)
+        else:
+            completion = self._failed(claim, error, seconds)
+        histogram = self._histograms.get(claim.stage)
+        if histogram is None:
+            histogram = self._histograms[claim.stage] = self.metrics.processing.labels(claim.stage)
+        histogram.observe(seconds)
         self._done.put_nowait(completion)
+
+    def _count(self, stage: str, outcome: str) -> None:
+        counter = self._counters.get((stage, outcome))
+        if counter is None:
+            counter = self._counters[(stage, outcome)] = self.metrics.jobs.labels(stage, outcome)
+        counter.inc()
 
     def _succeeded(self, claim: Claim, seconds: float) -> Completion:
         following = pipeline.next_stage(claim.stage)
@@ -289,7 +335,7 @@ class BaseWorker:
                 outcome = "retry"
             else:
                 outcome = completion.next_state  # done | deadletter
-            self.metrics.jobs.labels(claim.stage, outcome).inc()
+            self._count(claim.stage, outcome)
         self.metrics.in_flight.set(len(self._held))
         self._capacity.set()
         if wake:
@@ -307,7 +353,7 @@ class BaseWorker:
             if now >= next_reap:
                 reaped = await self.store.reap(conn, s.max_retries, s.reap_batch)
                 for row in reaped:
-                    self.metrics.jobs.labels(row.stage, "reaped").inc()
+                    self._count(row.stage, "reaped")
                 if reaped:
                     log.info("reaped expired leases", extra={"fields": {"jobs": len(reaped)}})
                     self._wake.set()

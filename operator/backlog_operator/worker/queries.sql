@@ -42,7 +42,9 @@ WITH picked AS (
            jsonb_build_object('attempt', c.retry_count + 1)
     FROM claimed AS c
 )
-SELECT job_id, document_id, stage, retry_count, payload, claimed_at FROM claimed
+-- Text columns: ids and the token go back into the next statements as joined strings.
+SELECT job_id::text, document_id::text, stage, retry_count, payload::text, claimed_at::text
+FROM claimed
 
 -- name: complete
 -- A batch of finished claims in one statement: advance (next stage, queued; or done),
@@ -50,11 +52,18 @@ SELECT job_id, document_id, stage, retry_count, payload, claimed_at FROM claimed
 -- and log stage_done / retry / error plus finalized for terminal states.
 WITH batch AS (
     SELECT *
+    -- Arrays arrive as comma-joined text (cheap to build in Python; '' means NULL);
+    -- errors as one jsonb object keyed by job id, holding the failed jobs only.
     FROM unnest(
-        %(job_ids)s::uuid[], %(tokens)s::timestamptz[], %(stages)s::text[],
-        %(next_stages)s::text[], %(next_states)s::text[], %(retry_counts)s::integer[],
-        %(delays)s::float8[], %(errors)s::text[]::jsonb[], %(seconds)s::float8[]
-    ) AS b(job_id, token, stage, next_stage, next_state, retry_count, delay, error, seconds)
+        string_to_array(%(job_ids)s, ',')::uuid[],
+        string_to_array(%(tokens)s, ',')::timestamptz[],
+        string_to_array(%(stages)s, ','),
+        string_to_array(%(next_stages)s, ','),
+        string_to_array(%(next_states)s, ','),
+        string_to_array(%(retry_counts)s, ',')::integer[],
+        string_to_array(%(delays)s, ',', '')::float8[],
+        string_to_array(%(seconds)s, ',', '')::float8[]
+    ) AS b(job_id, token, stage, next_stage, next_state, retry_count, delay, seconds)
     ORDER BY b.job_id  -- a fixed lock order
 ), moved AS (
     UPDATE {schema}.upload_jobs AS j
@@ -62,7 +71,7 @@ WITH batch AS (
         state = b.next_state,
         retry_count = b.retry_count,
         retry_at = now() + make_interval(secs => b.delay),
-        last_error = coalesce(b.error, j.last_error),
+        last_error = coalesce(%(errors)s::jsonb -> b.job_id::text, j.last_error),
         claimed_by = NULL,
         claimed_at = NULL,
         lease_expires_at = NULL,
@@ -74,7 +83,8 @@ WITH batch AS (
       AND j.claimed_by = %(worker)s
       AND j.claimed_at = b.token
       AND j.stage = b.stage
-    RETURNING j.job_id, j.document_id, b.stage, b.next_state, b.retry_count, b.error, b.seconds
+    RETURNING j.job_id, j.document_id, b.stage, b.next_state, b.retry_count, b.seconds,
+              %(errors)s::jsonb -> b.job_id::text AS error
 ), logged AS (
     INSERT INTO {schema}.events (job_id, document_id, stage, event_type, worker, detail)
     SELECT m.job_id, m.document_id, m.stage, e.event_type, %(worker)s, e.detail
@@ -89,7 +99,7 @@ WITH batch AS (
     ) AS e(event_type, detail)
     WHERE e.event_type <> 'finalized' OR m.next_state IN ('done', 'deadletter')
 )
-SELECT job_id FROM moved
+SELECT job_id::text FROM moved
 
 -- name: heartbeat
 -- Extend the leases of claims this worker still holds. SKIP LOCKED: a row being completed
@@ -97,8 +107,9 @@ SELECT job_id FROM moved
 WITH mine AS (
     SELECT j.job_id
     FROM {schema}.upload_jobs AS j
-    JOIN unnest(%(job_ids)s::uuid[], %(tokens)s::timestamptz[]) AS b(job_id, token)
-      ON j.job_id = b.job_id AND j.claimed_at = b.token
+    JOIN unnest(
+        string_to_array(%(job_ids)s, ',')::uuid[], string_to_array(%(tokens)s, ',')::timestamptz[]
+    ) AS b(job_id, token) ON j.job_id = b.job_id AND j.claimed_at = b.token
     WHERE j.state = 'working' AND j.claimed_by = %(worker)s
     ORDER BY j.job_id
     FOR UPDATE OF j SKIP LOCKED
@@ -107,7 +118,7 @@ UPDATE {schema}.upload_jobs AS j
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM mine
 WHERE j.job_id = mine.job_id
-RETURNING j.job_id
+RETURNING j.job_id::text
 
 -- name: reap
 -- Expired leases back to retryable (or deadletter past max_retries). SKIP LOCKED makes it
@@ -149,7 +160,7 @@ WITH expired AS (
     ) AS e(event_type, detail)
     WHERE e.event_type <> 'finalized' OR r.state = 'deadletter'
 )
-SELECT job_id, stage, state FROM reaped
+SELECT job_id::text, stage, state FROM reaped
 
 -- name: release
 -- Drain: hand unfinished claims straight back to the queue (no retry counted).
@@ -159,9 +170,11 @@ SET state = 'queued',
     claimed_at = NULL,
     lease_expires_at = NULL,
     updated_at = now()
-FROM unnest(%(job_ids)s::uuid[], %(tokens)s::timestamptz[]) AS b(job_id, token)
+FROM unnest(
+    string_to_array(%(job_ids)s, ',')::uuid[], string_to_array(%(tokens)s, ',')::timestamptz[]
+) AS b(job_id, token)
 WHERE j.job_id = b.job_id
   AND j.claimed_at = b.token
   AND j.claimed_by = %(worker)s
   AND j.state = 'working'
-RETURNING j.job_id
+RETURNING j.job_id::text

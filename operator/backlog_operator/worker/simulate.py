@@ -113,11 +113,15 @@ def stage_work(payload: Mapping[str, Any] | None, stage: str) -> StageWork:
     return StageWork(chosen, _failure_rate(workload.get("failureRate", 0.0), stage))
 
 
-def plan(
-    payload: Mapping[str, Any] | None, stage: str, *, scale: float, rng: random.Random
-) -> tuple[float, bool]:
+def draw(work: StageWork, *, scale: float, rng: random.Random) -> tuple[float, bool]:
     """(seconds to spend, whether to fail) for one attempt; `scale` multiplies the time."""
-    work = stage_work(payload, stage)
     seconds = work.service_time.draw(rng) * scale if scale > 0 else 0.0
     fails = work.failure_rate > 0 and rng.random() < work.failure_rate
     return seconds, fails
+
+
+def plan(
+    payload: Mapping[str, Any] | None, stage: str, *, scale: float, rng: random.Random
+) -> tuple[float, bool]:
+    """draw() for a payload's workload at `stage`."""
+    return draw(stage_work(payload, stage), scale=scale, rng=rng)

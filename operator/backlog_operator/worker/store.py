@@ -5,12 +5,12 @@ Each method runs one named query from worker/queries.sql (loaded once,
 owns. Called by worker/base.py and directly by the integration tests.
 """
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from types import MappingProxyType
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -24,16 +24,30 @@ class SchemaMissingError(RuntimeError):
     """The pipeline tables are not in the database (migrations not applied?)."""
 
 
+@functools.lru_cache(maxsize=1024)
+def decode_payload(text: str) -> Mapping[str, Any]:
+    """A payload's JSON, decoded once per distinct text (a run's jobs share their workload)."""
+    value = json.loads(text)
+    return MappingProxyType(value if isinstance(value, dict) else {"value": value})
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A claimed job as the claim query returned it; `token` (claimed_at) fences its completion."""
+    """A claimed job as the claim query returned it; `token` (claimed_at) fences its completion.
 
-    job_id: UUID
-    document_id: UUID
+    Ids and token stay text: they only travel back to PostgreSQL, joined into one string.
+    """
+
+    job_id: str
+    document_id: str
     stage: str
     retry_count: int
-    payload: Mapping[str, Any]
-    token: datetime
+    payload_text: str
+    token: str
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        return decode_payload(self.payload_text)
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class Completion:
 class Reaped:
     """A job whose expired lease the reaper took back."""
 
-    job_id: UUID
+    job_id: str
     stage: str
     state: str
 
@@ -92,35 +106,36 @@ class JobStore:
         cursor = await conn.execute(self._query("claim"), params)
         return [Claim(*row) for row in await cursor.fetchall()]
 
-    async def complete(self, conn: AsyncConn, completions: Sequence[Completion]) -> set[UUID]:
+    async def complete(self, conn: AsyncConn, completions: Sequence[Completion]) -> set[str]:
         """Write a batch of completions; returns the job ids the fence let through."""
         if not completions:
             return set()
+        errors = {c.claim.job_id: c.error for c in completions if c.error is not None}
         params = {
             "worker": self.worker,
-            "job_ids": [c.claim.job_id for c in completions],
-            "tokens": [c.claim.token for c in completions],
-            "stages": [c.claim.stage for c in completions],
-            "next_stages": [c.next_stage for c in completions],
-            "next_states": [c.next_state for c in completions],
-            "retry_counts": [c.retry_count for c in completions],
-            "delays": [c.delay_seconds for c in completions],
-            "errors": [None if c.error is None else json.dumps(c.error) for c in completions],
-            "seconds": [c.seconds for c in completions],
+            "job_ids": ",".join([c.claim.job_id for c in completions]),
+            "tokens": ",".join([c.claim.token for c in completions]),
+            "stages": ",".join([c.claim.stage for c in completions]),
+            "next_stages": ",".join([c.next_stage for c in completions]),
+            "next_states": ",".join([c.next_state for c in completions]),
+            "retry_counts": ",".join([str(c.retry_count) for c in completions]),
+            "delays": ",".join([_number(c.delay_seconds) for c in completions]),
+            "seconds": ",".join([_number(c.seconds) for c in completions]),
+            "errors": json.dumps(errors),
         }
         cursor = await conn.execute(self._query("complete"), params)
         return {row[0] for row in await cursor.fetchall()}
 
     async def heartbeat(
         self, conn: AsyncConn, claims: Sequence[Claim], lease_seconds: float
-    ) -> set[UUID]:
+    ) -> set[str]:
         """Extend the leases of `claims` still held; returns the job ids extended."""
         if not claims:
             return set()
         cursor = await conn.execute(self._query("heartbeat"), self._held(claims, lease_seconds))
         return {row[0] for row in await cursor.fetchall()}
 
-    async def release(self, conn: AsyncConn, claims: Sequence[Claim]) -> set[UUID]:
+    async def release(self, conn: AsyncConn, claims: Sequence[Claim]) -> set[str]:
         """Return unfinished claims to `queued` at once; returns the job ids released."""
         if not claims:
             return set()
@@ -136,7 +151,11 @@ class JobStore:
     def _held(self, claims: Sequence[Claim], lease_seconds: float) -> dict[str, Any]:
         return {
             "worker": self.worker,
-            "job_ids": [c.job_id for c in claims],
-            "tokens": [c.token for c in claims],
+            "job_ids": ",".join([c.job_id for c in claims]),
+            "tokens": ",".join([c.token for c in claims]),
             "lease_seconds": float(lease_seconds),
         }
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
