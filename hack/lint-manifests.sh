@@ -27,15 +27,15 @@ helm lint --strict --quiet "$chart" "${namespaced[@]}"
 helm lint --strict --quiet "$chart" "${everything[@]}"
 
 echo ">> render"
-helm template backlog-operator "$chart" -n backlog-operator --include-crds >"$out/chart-default.yaml"
-helm template backlog-operator "$chart" -n backlog-operator "${namespaced[@]}" >"$out/chart-namespaced.yaml"
-helm template backlog-operator "$chart" -n backlog-operator "${everything[@]}" >"$out/chart-everything.yaml"
+kube_version=$(sed 's/^v//' hack/schemas/kubernetes/VERSION)
+helm template backlog-operator "$chart" -n backlog-operator --kube-version "$kube_version" --include-crds >"$out/chart-default.yaml"
+helm template backlog-operator "$chart" -n backlog-operator --kube-version "$kube_version" "${namespaced[@]}" >"$out/chart-namespaced.yaml"
+helm template backlog-operator "$chart" -n backlog-operator --kube-version "$kube_version" "${everything[@]}" >"$out/chart-everything.yaml"
 kubectl kustomize manifests/ >"$out/kustomize-operator.yaml"
 kubectl kustomize manifests/examples/ >"$out/kustomize-examples.yaml"
-cat manifests/examples/scaletests/*.yaml >"$out/examples-scaletests.yaml"
+for f in manifests/examples/scaletests/*.yaml; do echo "---"; cat "$f"; done >"$out/examples-scaletests.yaml"
 
 echo ">> kubeconform"
-kube_version=$(sed 's/^v//' hack/schemas/kubernetes/VERSION)
 kubeconform -strict -summary -kubernetes-version "$kube_version" \
   -schema-location "$root/hack/schemas/kubernetes/{{.ResourceKind}}{{.KindSuffix}}.json" \
   -schema-location "$root/hack/schemas/crds/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json" \

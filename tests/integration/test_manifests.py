@@ -34,6 +34,8 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "backlog-operator"
+# The pinned control plane's version (hack/versions.env), for `helm template`.
+KUBE_VERSION = (REPO / "hack" / "schemas" / "kubernetes" / "VERSION").read_text().strip()
 # Kinds whose CRDs this cluster does not have (the Prometheus Operator's).
 NOT_INSTALLED = {"ServiceMonitor", "PrometheusRule"}
 CLUSTER_SCOPED = {
@@ -66,6 +68,7 @@ def run(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) ->
 
 def helm_template(release: str, namespace: str, *sets: str, crds: bool = False) -> list[Any]:
     args = [tool("helm"), "template", release, str(CHART), "-n", namespace]
+    args += ["--kube-version", KUBE_VERSION]
     if crds:
         args.append("--include-crds")
     for value in sets:
@@ -139,7 +142,8 @@ def test_chart_refuses_invalid_values() -> None:
     """values.schema.json is enforced: a typo'd key and a bad enum fail `helm template`."""
     for bad in ("replicaCont=2", "image.pullPolicy=Sometimes", "metrics.port=0"):
         proc = subprocess.run(
-            [tool("helm"), "template", "x", str(CHART), "--set", bad],
+            [tool("helm"), "template", "x", str(CHART), "--kube-version", KUBE_VERSION]
+            + ["--set", bad],
             capture_output=True,
             text=True,
             timeout=60,
