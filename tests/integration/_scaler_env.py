@@ -61,6 +61,8 @@ class OperatorProcess:
         if not self.namespaces:
             args.append("--all-namespaces")
         args += list(self.extra_args)
+        if os.environ.get("BACKLOG_TEST_OPERATOR_VERBOSE") == "1":
+            args.append("--verbose")
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)

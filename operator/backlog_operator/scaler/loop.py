@@ -91,6 +91,15 @@ async def _ensure_subscribed(rt: Runtime, dsn: str, wanted: Subscription, src: _
     src.subscription = wanted
 
 
+def _snapshot(body: Mapping[str, Any]) -> tuple[int, BacklogScalerSpec] | None:
+    """(generation, parsed spec) of the live body right now; None if the spec is invalid."""
+    try:
+        spec = parse_backlogscaler(body.get("spec") or {})
+    except ValueError:
+        return None
+    return int(body["metadata"].get("generation") or 0), spec
+
+
 async def run_scaler(rt: Runtime, body: Mapping[str, Any], stopped: kopf.DaemonStopped) -> None:
     """Reconcile one BacklogScaler until kopf stops the daemon (deletion, shutdown, peering)."""
     meta = body["metadata"]
@@ -143,8 +152,26 @@ async def run_scaler(rt: Runtime, body: Mapping[str, Any], stopped: kopf.DaemonS
                 reading = await src.subscriber.next(timeout=max(spec.poll_interval_s * 2, 5))
             except TimeoutError:
                 continue
+            # The body changed while we waited: take spec, generation and annotations from
+            # one fresh snapshot (no await in between), never a mix of old and new.
+            fresh = _snapshot(body)
+            if fresh is None or subscription_for(fresh[1]) != src.subscription:
+                continue  # the top of the loop reports or re-subscribes
+            generation, spec = fresh
+            if (spec.dsn_secret_name, spec.dsn_secret_key) != src.secret_ref:
+                continue
             ctx = reconcile.ScalerContext(
                 namespace, name, uid, generation, spec, dsn, paused_by(body, spec)
+            )
+            logger.debug(
+                "%s/%s: reading %d (%s) ok=%s generation=%d paused_by=%s",
+                namespace,
+                name,
+                reading.seq,
+                reading.cause,
+                reading.ok,
+                generation,
+                ctx.paused_by,
             )
             state = await reconcile.tick(rt, ctx, reading, state, clock())
             lag = asyncio.get_running_loop().time() - reading.at
