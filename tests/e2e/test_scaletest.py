@@ -63,7 +63,9 @@ class Operator:
 
     def start(self) -> Operator:
         args = [
-            str(BIN),
+            sys.executable,
+            "-c",
+            LAUNCH,
             "run",
             "--standalone",
             "--namespace",
