@@ -197,19 +197,24 @@ class LocalCluster:
         etcd_health = f"http://127.0.0.1:{ports.etcd}/health"
         self._wait("etcd", log, lambda: _field(_get(etcd_health), "health") == "true", 30)
         log = launch("kube-apiserver", self._apiserver_argv(ports, pki))
+        # The node agent's Python start-up overlaps the API server's; it retries until ready.
+        node = launch("node", self._node_argv(kubeconfigs["node"]), self._node_env())
         admin_ctx = _client_ssl(pki, "admin")
         self._wait("kube-apiserver", log, lambda: _get(f"{server}/readyz", admin_ctx), 120)
         self.kubeconfig.write_bytes(kubeconfigs["admin"].read_bytes())
         self.kubeconfig.chmod(0o600)
 
         kcm = launch("kube-controller-manager", self._kcm_argv(ports, pki, kubeconfigs))
-        node = launch("node", self._node_argv(kubeconfigs["node"]), self._node_env())
         insecure = ssl.create_default_context()
         insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
         kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
         self._wait("kube-controller-manager", kcm, lambda: _get(kcm_health, insecure), 60)
         node_url = f"{server}/api/v1/nodes/{NODE_NAME}"
         self._wait("node", node, lambda: _node_ready(_get(node_url, admin_ctx)), 60)
+        # Pods are refused until the controllers made the namespace's `default`
+        # ServiceAccount: wait for it so "ready" means `kubectl run` works.
+        sa_url = f"{server}/api/v1/namespaces/default/serviceaccounts/default"
+        self._wait("kube-controller-manager", kcm, lambda: _get(sa_url, admin_ctx), 60)
         return state
 
     def _bin(self, name: str) -> str:
@@ -292,7 +297,8 @@ class LocalCluster:
 
     def _wait(self, name: str, log: Path, probe: Callable[[], object], timeout: float) -> None:
         """Poll `probe` until it holds; fail early if the process died."""
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         state = self.load_state()
         rec = next(p for p in (state.procs if state else ()) if p.name == name)
         while time.monotonic() < deadline:
@@ -300,6 +306,7 @@ class LocalCluster:
                 raise ClusterError(f"{name} exited during start-up; log {log}:\n{_tail(log)}")
             try:
                 if probe():
+                    self._log(f"  {name} healthy after {time.monotonic() - began:.1f}s")
                     return
             except (OSError, ValueError):
                 pass

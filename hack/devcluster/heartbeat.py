@@ -19,6 +19,7 @@ from kubernetes.client.rest import ApiException
 
 log = logging.getLogger("devcluster.heartbeat")
 PERIOD = 10.0
+RETRY = 0.5
 LEASE_SECONDS = 40
 CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "500", "ephemeral-storage": "500Gi"}
 LEASE_NAMESPACE = "kube-node-lease"
@@ -88,8 +89,10 @@ class Heartbeat(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 self.beat()
-            except Exception as exc:  # keep beating: the API server may be restarting
-                log.warning("heartbeat failed: %s", exc)
+            except Exception as exc:  # keep beating: the API server may be (re)starting
+                log.warning("heartbeat failed: %s", str(exc).splitlines()[0])
+                self.stop_event.wait(RETRY)
+                continue
             self.stop_event.wait(PERIOD)
 
     def beat(self) -> None:

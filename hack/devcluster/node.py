@@ -170,7 +170,7 @@ class NodeAgent:
             except Exception as exc:  # relist after any failure (410 Gone, network)
                 if not self.stop.is_set():
                     log.warning("pod watch restarting: %s", exc)
-                    time.sleep(1)
+                    time.sleep(0.5)
 
     # --- reconcile one pod --------------------------------------------------------------
     def reconcile(self, uid: str) -> None:

@@ -8,6 +8,7 @@ out), never assertions on elapsed time.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -195,3 +196,68 @@ def test_second_start_reuses_the_running_cluster(kube_cluster: KubeCluster) -> N
     again = kube_cluster.local.start()
     assert again.reused
     assert kube_cluster.local.load_state() == before
+
+
+def _pod(name: str, policy: str, command: list[str], **extra: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": "busybox", "command": command, **extra}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": policy, "containers": [container]},
+    }
+
+
+def test_exit_codes_restart_policies_env_and_pod_identity(
+    kube_cluster: KubeCluster, kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    _local_only(kube_cluster)
+    core: Any = client.CoreV1Api(kube_api)
+    secret = {"metadata": {"name": "db"}, "stringData": {"dsn": "postgresql://x/y"}}
+    core.create_namespaced_secret(namespace, secret)
+    dump = (
+        "import json, os, sys; from kubernetes import client, config; "
+        "config.load_kube_config(); "
+        "me = client.AuthenticationV1Api().create_self_subject_review("
+        "{'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'}); "
+        "env = {k: os.environ[k] for k in ('DSN', 'NS', 'POD_IP')}; "
+        "env['user'] = me.status.user_info.username; "
+        "open(sys.argv[1], 'w').write(json.dumps(env))"
+    )
+    env = [
+        {"name": "DSN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "dsn"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    out = tmp_path / "env.json"
+    for pod in (
+        _pod("fails", "Never", ["python", "-c", "raise SystemExit(3)"]),
+        _pod("crashes", "Always", ["python", "-c", "raise SystemExit(1)"]),
+        _pod("env", "OnFailure", ["python", "-c", dump, str(out)], env=env),
+    ):
+        core.create_namespaced_pod(namespace, pod)
+
+    def status(name: str) -> Any:
+        return core.read_namespaced_pod_status(name, namespace).status
+
+    def terminated(name: str, phase: str) -> Any:
+        st = status(name)
+        return st.phase == phase and st.container_statuses[0].state.terminated
+
+    assert wait_until(lambda: terminated("fails", "Failed"), 60, "fails Failed").exit_code == 3
+    assert wait_until(lambda: terminated("env", "Succeeded"), 60, "env Succeeded").exit_code == 0
+    got = json.loads(out.read_text())
+    assert got == {
+        "DSN": "postgresql://x/y",
+        "NS": namespace,
+        "POD_IP": "127.0.0.1",
+        "user": f"system:serviceaccount:{namespace}:default",
+    }
+
+    def restarted_twice() -> bool:
+        cs = status("crashes").container_statuses
+        return bool(cs) and cs[0].restart_count >= 2
+
+    wait_until(restarted_twice, 60, "crashes to be restarted twice")
+    last = status("crashes").container_statuses[0].last_state.terminated
+    assert last is not None and last.exit_code == 1
