@@ -214,7 +214,8 @@ class LocalCluster:
         # Pods are refused until the controllers made the namespace's `default`
         # ServiceAccount: wait for it so "ready" means `kubectl run` works.
         sa_url = f"{server}/api/v1/namespaces/default/serviceaccounts/default"
-        self._wait("kube-controller-manager", kcm, lambda: _get(sa_url, admin_ctx), 60)
+        sa_ready = "ServiceAccount default/default"
+        self._wait("kube-controller-manager", kcm, lambda: _get(sa_url, admin_ctx), 60, sa_ready)
         return state
 
     def _bin(self, name: str) -> str:
@@ -295,7 +296,9 @@ class LocalCluster:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (hack, env.get("PYTHONPATH")) if p)
         return env
 
-    def _wait(self, name: str, log: Path, probe: Callable[[], object], timeout: float) -> None:
+    def _wait(
+        self, name: str, log: Path, probe: Callable[[], object], timeout: float, what: str = ""
+    ) -> None:
         """Poll `probe` until it holds; fail early if the process died."""
         began = time.monotonic()
         deadline = began + timeout
@@ -306,12 +309,14 @@ class LocalCluster:
                 raise ClusterError(f"{name} exited during start-up; log {log}:\n{_tail(log)}")
             try:
                 if probe():
-                    self._log(f"  {name} healthy after {time.monotonic() - began:.1f}s")
+                    done = what or f"{name} healthy"
+                    self._log(f"  {done} after {time.monotonic() - began:.1f}s")
                     return
             except (OSError, ValueError):
                 pass
             time.sleep(0.2)
-        raise ClusterError(f"{name} not healthy after {timeout:.0f}s; log {log}:\n{_tail(log)}")
+        waited = what or f"{name} healthy"
+        raise ClusterError(f"no {waited} after {timeout:.0f}s; log {log}:\n{_tail(log)}")
 
     def stop(self) -> bool:
         """Stop every process recorded in state.json; True if there was anything to stop."""
