@@ -151,6 +151,7 @@ class NodeAgent:
                         resource_version=rv,
                         timeout_seconds=60,
                         allow_watch_bookmarks=True,
+                        _request_timeout=90,  # a silently dead connection must not hang us
                     ):
                         obj = ev["raw_object"]
                         if ev["type"] == "ERROR":
