@@ -1,10 +1,11 @@
 """LISTEN on the pipeline's ready channels over one dedicated connection per database.
 
 A pooled connection cannot LISTEN (it goes back to the pool), so each SignalHub owns
-one Listener. It LISTENs on the channels it is asked to (`set_channels`), calls
-`on_notify(channel, payload)` for each notification, and reconnects with exponential
-backoff when the server goes away; `on_reconnect` lets the hub poll at once, because
-notifications sent while it was disconnected are lost. Errors are scrubbed of the DSN.
+one Listener; it connects only while some subscriber listens. It LISTENs on the
+channels it is asked to (`set_channels`), calls `on_notify(channel, payload)` for each
+notification, and reconnects with exponential backoff when the server goes away;
+`on_reconnect` lets the hub poll at once, because notifications sent while it was
+disconnected are lost. Errors are scrubbed of the DSN.
 Called by hub.py only.
 """
 
@@ -70,6 +71,10 @@ class Listener:
         """Listen, reconnecting with backoff, until `stop()`."""
         backoff = self._settings.backoff_initial_s
         while not self._stopping.is_set():
+            if not self._channels:  # nobody listens: hold no connection
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.recheck_s)
+                continue
             try:
                 await self._listen_once()
                 backoff = self._settings.backoff_initial_s
@@ -101,7 +106,7 @@ class Listener:
             self.last_error = None
             if self.connects > 1:
                 self._on_reconnect()  # notifications sent while we were away are lost
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and self._channels:
                 wanted = set(self._channels)
                 for channel in sorted(wanted - listened):
                     await conn.execute(queries.listen(channel))
