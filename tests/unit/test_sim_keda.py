@@ -21,6 +21,8 @@ def _step_run(config: KedaConfig) -> engine.EngineResult:
 
 def test_first_scale_at_the_next_poll_then_hpa_steps_every_15_s() -> None:
     log = _step_run(KedaConfig())
+    # One reading per 15 s tick (KEDA's 30 s polls coincide with HPA syncs), from t=0.
+    assert log.evaluations == int(log.end_s // 15) + 1
     # 0 -> 1 by KEDA at its poll at 30 s; then the HPA every 15 s, max(100 %, +4 pods),
     # capped at maxReplicaCount 100.
     assert log.scale_log[:7] == (

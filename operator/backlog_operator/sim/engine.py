@@ -103,6 +103,7 @@ class EngineResult:
     in_flight_at_end: int
     killed_in_flight: int
     scale_changes: int
+    evaluations: int  # controller readings (poll timers and wake-ups)
     scale_log: tuple[tuple[float, int], ...]  # (time, new spec.replicas)
     replica_seconds: float
     max_backlog: int
@@ -279,7 +280,7 @@ def simulate(
     timer_gen = 0
     schedule(first_eval, _TIMER, timer_gen)
     wake_pending = False
-    max_backlog = ai = second = 0
+    max_backlog = ai = second = evaluations = 0
     series: tuple[list[int], ...] = ([], [], [], [], [])
     heappop, heappush, popleft = heapq.heappop, heapq.heappush, queue.popleft
     enqueue, wait_append, size_append = queue.append, waits.append, size.append
@@ -323,6 +324,7 @@ def simulate(
                 elif kind == _WAKE or data == timer_gen:  # stale timers are skipped
                     if kind == _WAKE:
                         wake_pending = False
+                    evaluations += 1
                     step = ctl.step(state, view(t, ai))
                     state = step.state
                     timer_gen += 1  # any reading restarts the poll timer
@@ -364,6 +366,7 @@ def simulate(
         in_flight_at_end=nbusy,
         killed_in_flight=killed,
         scale_changes=len(changes),
+        evaluations=evaluations,
         scale_log=tuple(changes),
         replica_seconds=rs,
         max_backlog=max_backlog,
