@@ -55,8 +55,8 @@ db-up: install ## Start a persistent local PostgreSQL; writes its DSN to .local/
 db-down: install ## Stop the local PostgreSQL started by db-up
 	$(PY) -m devcluster db-down
 
-demo: install tools ## Run the main job end to end (see README)
-	@echo "make demo is not built yet (issue 8): run 'make test' for now"; exit 1
+demo: install tools ## The main job end to end (README); KEEP=1 keeps it running, DEMO_PROFILE=short
+	$(PY) -m demo
 
 
 # --- packaging: image, chart, kind (issue 7). docker/kind targets need a Docker engine. ---

@@ -19,6 +19,7 @@ from backlog_operator.report import model
 TARGET_UTILIZATION = 0.8
 SLOW_REACTION_SECONDS = 15.0  # KEDA's default polling is 30 s; we aim well below
 PLATEAU_SHARE = 0.25
+DEFAULT_WAIT_LIMIT = 5.0  # seconds of p95 queue wait, when the spec sets no SLO for it
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def scaler_advice(
     out = []
     waited = float(data.info.results.get("queueWaitP95Seconds") or 0.0)
     slo_wait = (data.info.spec.get("slo") or {}).get("p95QueueWaitSeconds")
+    # Jobs "waited" when the p95 queue wait passed the SLO's target (or 5 s without one).
+    too_long = waited > float(slo_wait if slo_wait is not None else DEFAULT_WAIT_LIMIT)
     for name in data.scalers:
         during = [
             s.desired
@@ -110,16 +113,23 @@ def scaler_advice(
         top = max(during)
         share = sum(d == top for d in during) / len(during)
         spec = (scalers or {}).get(name)
-        if spec is not None and top >= spec.max_replicas:
+        capped = spec is not None and top >= spec.max_replicas
+        plateau = spec is None and top > 0 and share >= PLATEAU_SHARE
+        if not (capped or plateau):
+            continue
+        cap = f"maxReplicas={top}" if capped else f"{top} (its maxReplicas?)"
+        if too_long:
             out.append(
-                f"{name}: desired replicas reached maxReplicas={spec.max_replicas} and stayed "
-                f"there for {share:.0%} of the run; jobs waited up to {waited:.1f} s (p95). "
-                f"Raise maxReplicas (e.g. to {spec.max_replicas * 2}) if the database has room."
+                f"{name}: desired replicas sat at {cap} for {share:.0%} of the load while the "
+                f"p95 queue wait reached {waited:.1f} s: raise maxReplicas (e.g. to {top * 2}) "
+                "if the database has room."
             )
-        elif spec is None and top > 0 and share >= PLATEAU_SHARE and waited > (slo_wait or 5.0):
+        elif capped:
             out.append(
-                f"{name}: desired replicas held at {top} for {share:.0%} of the run while jobs "
-                f"waited {waited:.1f} s (p95); if {top} is its maxReplicas, raise it."
+                f"{name}: desired replicas sat at maxReplicas={top} for {share:.0%} of the load "
+                f"with a p95 queue wait of only {waited:.1f} s: the cap was enough. If "
+                "replica-seconds matter, compare with the slots the pool-size table needs; a "
+                "larger targetQueueWaitSeconds trims them."
             )
     first = data.info.results.get("timeToFirstScaleSeconds")
     if first is not None and float(first) > SLOW_REACTION_SECONDS:
