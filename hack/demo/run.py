@@ -122,7 +122,7 @@ def run(profile: str, keep: bool, out: Path) -> int:
     name = ""
     try:
         with steps("throw-away PostgreSQL + migrations"):
-            infra.start_postgres()
+            print(f"    {infra.start_postgres()}")
         with steps("local cluster: etcd, kube-apiserver, kube-controller-manager, process node"):
             infra.start_cluster()
         with steps("CRDs + RBAC"):

@@ -27,7 +27,8 @@ from backlog_operator.report import doctor_kube
 from devcluster.cluster import REPO_ROOT, LocalCluster
 from devcluster.postgres import PostgresServer
 
-STATE = REPO_ROOT / ".local" / "demo"
+# DEMO_STATE moves it (the e2e test uses a temporary folder).
+STATE = Path(os.environ.get("DEMO_STATE") or REPO_ROOT / ".local" / "demo")
 NAMESPACE = "uploads"
 # Registers the ScaleTest handlers next to the scaler's, whether or not `run` imports them.
 LAUNCH = (
