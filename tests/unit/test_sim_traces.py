@@ -86,3 +86,11 @@ def test_draws_have_the_mean_and_spread_asked_for(service: ServiceTime, cv: floa
     mean = statistics.fmean(values)
     assert mean == pytest.approx(2.0, rel=0.03)
     assert statistics.pstdev(values) / mean == pytest.approx(cv, abs=0.04)
+
+
+@pytest.mark.parametrize("distribution", list(Distribution))
+def test_bulk_draws_match_one_by_one_draws(distribution: Distribution) -> None:
+    service = ServiceTime(1.5, distribution, 0.7 if distribution is Distribution.LOGNORMAL else 1.0)
+    bulk = service.draws(random.Random(9), 200)
+    draw = service.sampler(random.Random(9))
+    assert list(bulk) == pytest.approx([draw() for _ in range(200)], rel=1e-12)

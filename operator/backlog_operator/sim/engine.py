@@ -136,16 +136,15 @@ def simulate(
     the per-job path is the cost, and locals are the cheapest state CPython has.
     """
     arr, n, ctl = arrivals, len(arrivals), controller
-    # Two streams: job sizes are drawn per job in arrival order, so every policy sees the
+    # Two streams: job sizes are drawn up front in arrival order, so every policy sees the
     # same jobs (common random numbers); scale-in victims come from their own stream.
-    draw = service.sampler(random.Random(seed))
     victim_rng = random.Random(seed + 1_000_003)
     drain_mode = ctl.scale_in is ScaleIn.DRAIN
     debounce = ctl.wake_debounce_s
     window_s = ctl.window_s
     heap: list[tuple[float, int, int]] = []
     rare: dict[int, tuple[int, int]] = {}  # seq -> (kind, data)
-    size: array[float] = array("d")  # per job
+    size = service.draws(random.Random(seed), n)  # per job, in arrival order
     done_at: array[float] | None = array("d", bytes(8 * n)) if record_completions else None
     started_at: array[float] | None = array("d", bytes(8 * n)) if record_completions else None
     queue: deque[int] = deque()  # job indices, FIFO
@@ -283,7 +282,7 @@ def simulate(
     max_backlog = ai = second = evaluations = 0
     series: tuple[list[int], ...] = ([], [], [], [], [])
     heappop, heappush, popleft = heapq.heappop, heapq.heappush, queue.popleft
-    enqueue, wait_append, size_append = queue.append, waits.append, size.append
+    enqueue, wait_append = queue.append, waits.append
     while True:
         edge = second + 1.0
         first_ai = ai
@@ -332,8 +331,7 @@ def simulate(
                     apply(step.desired, t)
             if upto >= edge:
                 break
-            # An arrival: draw its size now (arrival order), start it or queue it.
-            size_append(draw())
+            # An arrival: start it on an idle pod or queue it.
             if idle:
                 start_idle(idle.pop(), ai, upto)
             else:
