@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import signal
 import sys
 from pathlib import Path
@@ -132,3 +133,30 @@ def test_proc_record_only_matches_the_same_process(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert not procs.is_running(rec)
+
+
+def test_cluster_stop_signals_only_processes_whose_record_still_matches(tmp_path: Path) -> None:
+    from devcluster.cluster import ClusterState, LocalCluster, Ports
+
+    ours, ours_rec = procs.spawn("etcd", ["sleep", "60"], tmp_path / "a.log")
+    other, other_rec = procs.spawn("kube-apiserver", ["sleep", "61"], tmp_path / "b.log")
+    # A stale record: same pid and start time, but the command line differs, as
+    # when a recorded pid now belongs to someone else's process.
+    stale = procs.ProcRecord(other_rec.name, other_rec.pid, other_rec.start_ticks, ("etcd",))
+    cluster = LocalCluster(tmp_path, bin_dir=tmp_path)
+    (tmp_path / "state.json").write_text(
+        json.dumps(ClusterState(Ports(1, 2, 3, 4), (ours_rec, stale)).to_json())
+    )
+    try:
+        assert cluster.running() is None, "a partial cluster is not a running one"
+        assert cluster.stop()
+        assert ours.poll() is not None and not procs.is_running(ours_rec)
+        assert other.poll() is None, "a process we cannot prove is ours is left alone"
+        state = cluster.load_state()
+        assert state is not None and state.procs == () and state.ports == Ports(1, 2, 3, 4)
+        assert not cluster.stop(), "nothing left to stop"
+    finally:
+        for p in (ours, other):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
