@@ -32,6 +32,13 @@ def _operator(
     )
 
 
+def _peering_state(proc: env.OperatorProcess) -> str:
+    """ "active" or "paused" after the peer's last pause/resume log line."""
+    log = proc.log()
+    paused, resumed = log.rfind("Pausing operations"), log.rfind("Resuming operations")
+    return "active" if resumed > paused else "paused"
+
+
 def test_only_the_highest_priority_peer_acts_and_the_other_takes_over(
     kube_cluster: KubeCluster,
     kube_api: client.ApiClient,
@@ -57,10 +64,11 @@ def test_only_the_highest_priority_peer_acts_and_the_other_takes_over(
     low = _operator(kube_cluster, tmp_path, namespace, 10).start()
     high = _operator(kube_cluster, tmp_path, namespace, 20).start()
     try:
+        # kopf starts paused until it has read the peering object; only the highest resumes.
         env.wait_for(
-            lambda: "Pausing" in low.log() or "pausing" in low.log(),
+            lambda: _peering_state(high) == "active" and _peering_state(low) == "paused",
             60,
-            "the low-priority peer pausing",
+            "high active, low paused",
         )
         env.create_scaler(kube_api, namespace, env.scaler_body(SCALER, WORKER, [STAGE]))
         env.insert_jobs(migrated_dsn, STAGE, 20)
@@ -70,6 +78,7 @@ def test_only_the_highest_priority_peer_acts_and_the_other_takes_over(
 
         high.stop()  # a graceful exit removes its keep-alive: the standby resumes
         env.insert_jobs(migrated_dsn, STAGE, 20)
+        env.wait_for(lambda: _peering_state(low) == "active", 60, "the standby resuming")
         env.wait_for(
             lambda: env.replicas(kube_api, namespace, WORKER) == 4, 90, "the standby scaling to 4"
         )
