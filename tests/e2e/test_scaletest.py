@@ -516,18 +516,25 @@ def test_impossible_slo_fails_naming_it(world: World) -> None:
     assert _run_counts(w, final["runId"])[0] == 30
 
 
-def test_simulated_mode_is_refused_with_a_condition(world: World) -> None:
+def test_simulated_mode_runs_in_virtual_time_with_the_scalers_specs(world: World) -> None:
     w = world
-    spec = {
-        "database": {"dsnSecretRef": {"name": "db"}},
-        "mode": "Simulated",
-        "load": {"profile": "Constant", "ratePerSecond": 1, "durationSeconds": 2},
-    }
+    w.pools()
+    spec = spike_spec(mode="Simulated", slo={"p95EndToEndSeconds": 600, "maxLostJobs": 0})
     w.create_scaletest("sim", spec)
     final = w.wait_phase("sim", {"Failed", "Succeeded"}, 60)
-    completed = {c["type"]: c for c in final["conditions"]}["Completed"]
-    assert final["phase"] == "Failed" and "verdict" not in final
-    assert completed["reason"] == "NotImplemented"
+    assert final["phase"] == "Succeeded" and final["verdict"] == "Passed", final
+    results = final["results"]
+    assert results["jobs"] == 3 * 10 + 25 * 4  # the Spike profile's arrivals
+    assert set(results["maxReplicas"]) == {f"{p}-workers" for p in POOLS}
+    assert results["latency"]["endToEnd"]["p95"] > 0
+    reasons = w.event_reasons("sim")
+    assert "Simulating" in reasons and "SLOsMet" in reasons
+    # Nothing touched the pipeline; the results are recorded like a live run's.
+    assert w.sql("SELECT count(*) FROM upload_pipeline.upload_jobs")[0][0] == 0
+    ((stored,),) = w.sql(
+        "SELECT results FROM backlog_operator.scaletest_runs WHERE run_id = %s", final["runId"]
+    )
+    assert stored["jobs"] == results["jobs"] and stored["verdict"] == "Passed"
 
 
 def test_deleting_a_running_scaletest_stops_producers_and_keeps_results(world: World) -> None:

@@ -55,12 +55,12 @@ def test_pending_goes_to_baseline_or_loading() -> None:
     assert transitions.decide(with_baseline, obs, T0).target is Phase.BASELINE
 
 
-def test_simulated_is_refused_until_the_simulator_supports_it() -> None:
+def test_simulated_goes_straight_to_analyzing_when_supported() -> None:
     spec = _spec(mode="Simulated")
+    accepted = transitions.decide(spec, Observation(Phase.PENDING, simulated_supported=True), T0)
+    assert accepted.target is Phase.ANALYZING and accepted.reason == "Simulating"
     refused = transitions.decide(spec, Observation(Phase.PENDING), T0)
     assert refused.target is Phase.FAILED and refused.reason == "NotImplemented"
-    accepted = transitions.decide(spec, Observation(Phase.PENDING, simulated_supported=True), T0)
-    assert accepted.target is Phase.LOADING
 
 
 def test_baseline_waits_for_schedule_and_jobs_then_times_out() -> None:

@@ -23,7 +23,7 @@ import kopf
 import psycopg
 from kubernetes import client
 
-from backlog_operator.api.scaletest import Profile, SpecError, parse_spec
+from backlog_operator.api.scaletest import Mode, Profile, SpecError, parse_spec
 from backlog_operator.kube import secrets
 from backlog_operator.scaletest import (
     analysis,
@@ -32,17 +32,18 @@ from backlog_operator.scaletest import (
     profiles,
     runs,
     sampler,
+    simulated,
     slo,
     status,
     transitions,
 )
 from backlog_operator.scaletest.context import RunContext, Runtime
-from backlog_operator.scaletest.phases import Phase, Verdict, part_of
+from backlog_operator.scaletest.phases import Part, Phase, Verdict, part_of
 
 log = logging.getLogger(__name__)
 
-# The simulator has no ScaleTest entry point yet: Simulated runs end with NotImplemented.
-SIMULATED_SUPPORTED = False
+# sim.staged runs mode Simulated (scaletest.simulated adapts it).
+SIMULATED_SUPPORTED = True
 STATEMENT_TIMEOUT_MS = 120_000
 
 
@@ -116,6 +117,15 @@ async def _event(rt: Runtime, ctx: RunContext, transition: transitions.Transitio
 
 
 async def _analyze(rt: Runtime, ctx: RunContext, run: runs.Run, now: datetime) -> None:
+    if ctx.spec.mode is Mode.SIMULATED:
+        specs = await rt.kube(kubeio.read_scaler_specs, rt.api, ctx.namespace, ctx.spec.scalers)
+        try:
+            ctx.results = simulated.run(ctx.spec, specs, ctx.trace)
+        except ValueError as error:  # a scaler spec or workload the simulator cannot model
+            raise FatalRunError("SimulationFailed", str(error)) from None
+        await analysis.store(ctx.db, ctx.run_id, Part.LOAD, ctx.results)
+        await _patch(rt, ctx, {"results": ctx.results.to_status()})
+        return
     _readings, scaler_stages = await rt.kube(
         kubeio.read_scalers, rt.api, ctx.namespace, ctx.spec.scalers
     )

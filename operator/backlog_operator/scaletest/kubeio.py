@@ -90,3 +90,19 @@ def read_scalers(
         readings[name] = ScalerReading(status.get("desiredReplicas"), status.get("currentReplicas"))
         stages[name] = list(((body.get("spec") or {}).get("source") or {}).get("stages") or [])
     return readings, stages
+
+
+def read_scaler_specs(
+    api: client.ApiClient, namespace: str, names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The spec of each named BacklogScaler that exists (for the simulator)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            body = rest.request(api, "GET", bs.scaler_path(namespace, name))
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+            continue
+        found[name] = dict(body.get("spec") or {})
+    return found

@@ -1,9 +1,10 @@
 """ScaleTest phases and verdicts, mirrored by the CRD's status.phase / status.verdict enums.
 
-Pending -> [Baseline ->] Loading -> Draining -> Analyzing -> Succeeded | Failed.
-Any phase may go to Failed when the run cannot go on (a missing Secret, an
-unsupported mode). tests/unit/test_scaletest_phases.py pins the enums against
-api/crds/scaletests.yaml. Used by the transition modules and the handlers.
+Pending -> [Baseline ->] Loading -> Draining -> Analyzing -> Succeeded | Failed
+(mode Simulated: Pending -> Analyzing, where the simulator runs). Any phase may go
+to Failed when the run cannot go on (an invalid trace, no results schema).
+tests/unit/test_scaletest_phases.py pins the enums against api/crds/scaletests.yaml.
+Used by the transition modules and the handlers.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ TERMINAL: Final = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 
 # Every move the phase machine may make; transitions/ never leave this graph.
 ALLOWED: Final[dict[Phase, frozenset[Phase]]] = {
-    Phase.PENDING: frozenset({Phase.BASELINE, Phase.LOADING, Phase.FAILED}),
+    # Simulated runs go straight to Analyzing: the whole run happens in virtual time there.
+    Phase.PENDING: frozenset({Phase.BASELINE, Phase.LOADING, Phase.ANALYZING, Phase.FAILED}),
     Phase.BASELINE: frozenset({Phase.LOADING, Phase.FAILED}),
     Phase.LOADING: frozenset({Phase.DRAINING, Phase.FAILED}),
     Phase.DRAINING: frozenset({Phase.ANALYZING, Phase.FAILED}),

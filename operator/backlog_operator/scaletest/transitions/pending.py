@@ -1,4 +1,4 @@
-"""Pending -> Baseline | Loading (or Failed when the mode cannot run yet).
+"""Pending -> Baseline | Loading; Simulated -> Analyzing (or Failed if it cannot run).
 
 Called through transitions.decide for a freshly created ScaleTest.
 """
@@ -18,6 +18,12 @@ def next_phase(spec: ScaleTestSpec, observation: Observation, now: datetime) -> 
             "NotImplemented",
             "mode Simulated is not available in this build: the policy simulator "
             "exposes no ScaleTest entry point yet; use mode Live",
+        )
+    if spec.mode is Mode.SIMULATED:
+        return Transition(
+            Phase.ANALYZING,
+            "Simulating",
+            "running the experiment through the policy simulator in virtual time",
         )
     if spec.baseline is not None:
         return Transition(
