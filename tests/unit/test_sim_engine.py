@@ -33,11 +33,12 @@ def _run(counts: list[int], controller: engine.Controller, **kw: object) -> engi
 def test_every_arrival_is_served_or_still_queued(
     counts: list[int], which: str, tail: float, seed: int
 ) -> None:
-    controller: engine.Controller = {
+    controllers: dict[str, engine.Controller] = {
         "ours": OursController(ScalerConfig(max_replicas=20)),
         "keda": KedaController(),
         "fixed-kill": Scripted(((0, 6), (20, 2), (40, 5)), scale_in=ScaleIn.KILL),
-    }[which]
+    }
+    controller = controllers[which]
     result = _run(counts, controller, seed=seed, max_tail_s=tail)
     assert result.arrived == sum(counts)
     assert result.completed + result.queued_at_end + result.in_flight_at_end == sum(counts)
