@@ -48,10 +48,9 @@ while True:
 """
 
 
-def _local_only(kube_cluster: KubeCluster) -> Path:
+def _local_only(kube_cluster: KubeCluster) -> None:
     if kube_cluster.local is None:
         pytest.skip("checks local pod processes; E2E_CLUSTER=kubeconfig points at another cluster")
-    return kube_cluster.local.state_dir
 
 
 def _container(script: str, marker_dir: Path) -> dict[str, Any]:
@@ -75,7 +74,7 @@ def _dead(pid: int) -> bool:
 def test_deployment_scales_through_the_scale_subresource(
     kube_cluster: KubeCluster, kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
-    state_dir = _local_only(kube_cluster)
+    _local_only(kube_cluster)
     # Any: model attributes are Optional in the stubs; a None here fails the test anyway.
     apps: Any = client.AppsV1Api(kube_api)
     core: Any = client.CoreV1Api(kube_api)
@@ -118,7 +117,7 @@ def test_deployment_scales_through_the_scale_subresource(
     assert survivor in started and survivor not in termed
     for pod in termed:
         assert _dead(started[pod])
-        log = (state_dir / "pods" / f"{namespace}_{pod}.log").read_text()
+        log = kube_cluster.pod_log(namespace, pod)
         # Exited by itself (its handler's exit 0) within the grace period, not SIGKILLed.
         assert "exited with code 0" in log and "killed after the grace period" not in log
     assert not _dead(started[survivor])
@@ -127,7 +126,7 @@ def test_deployment_scales_through_the_scale_subresource(
 def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
     kube_cluster: KubeCluster, kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
-    state_dir = _local_only(kube_cluster)
+    _local_only(kube_cluster)
     core: Any = client.CoreV1Api(kube_api)
     pod = {
         "apiVersion": "v1",
@@ -161,7 +160,7 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
     wait_until(gone, 60, "the pod to be finalized")
     assert (tmp_path / "stubborn.term").read_text() == "ignored", "SIGTERM came first"
     assert _dead(pid)
-    log = (state_dir / "pods" / f"{namespace}_stubborn.log").read_text()
+    log = kube_cluster.pod_log(namespace, "stubborn")
     assert "killed after the grace period" in log
     assert "exited with code 137" in log  # 128 + SIGKILL
 
