@@ -8,6 +8,7 @@ the parser cannot drift apart silently.
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -328,14 +329,16 @@ def test_status_keeps_every_field_and_columns_show_it(
         )
         stored: Any = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
         assert stored["status"] == STATUS  # nothing pruned
-        table: Any = custom.api_client.call_api(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}",
+        api = custom.api_client
+        method, url, headers, body, post = api.param_serialize(
             "GET",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}",
             header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-            response_type="object",
             auth_settings=["BearerToken"],
-            _return_http_data_only=True,
         )
+        response = api.call_api(method, url, headers, body, post)
+        response.read()
+        table: Any = json.loads(response.data)
         columns = [c["name"] for c in table["columnDefinitions"]]
         assert columns == [
             "Name", "Target", "Stages", "Ready", "In-Flight", "Desired", "Current", "Active", "Age",
