@@ -34,6 +34,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "worker_th
 JOBS = int(os.environ.get("BENCH_WORKER_JOBS", "50000"))
 BATCH = int(os.environ.get("BENCH_WORKER_BATCH", "500"))
 PROCESS_COUNTS = (2, 4)
+ROUNDS = int(os.environ.get("BENCH_WORKER_ROUNDS", "2"))
 TIMEOUT_SECONDS = 600
 
 PGQ_WORKER = """
@@ -189,9 +190,17 @@ def test_worker_throughput_against_pgqueuer(pg_server: PostgresServer, tmp_path:
     pytest.importorskip("pgqueuer")
     ours: dict[str, dict[str, Any]] = {}
     theirs: dict[str, dict[str, Any]] = {}
+    samples: dict[str, dict[str, list[float]]] = {"ours": {}, "pgqueuer": {}}
     for processes in PROCESS_COUNTS:
-        ours[str(processes)] = _ours(pg_server, processes, tmp_path)
-        theirs[str(processes)] = _pgqueuer(pg_server, processes, tmp_path)
+        key = str(processes)
+        # Alternate the two, ROUNDS times, and keep each one's best run: the machine is
+        # shared, and the best run is the one least disturbed by others.
+        for _ in range(ROUNDS):
+            for system, run, best in (("ours", _ours, ours), ("pgqueuer", _pgqueuer, theirs)):
+                measured = run(pg_server, processes, tmp_path)
+                samples[system].setdefault(key, []).append(round(measured["jobs_per_s"]))
+                if key not in best or measured["jobs_per_s"] > best[key]["jobs_per_s"]:
+                    best[key] = measured
     ratio = {k: ours[k]["jobs_per_s"] / theirs[k]["jobs_per_s"] for k in ours}
     result = {
         "benchmark": "worker_throughput",
@@ -205,8 +214,12 @@ def test_worker_throughput_against_pgqueuer(pg_server: PostgresServer, tmp_path:
         "worker_rss_mb": round(max(v["rss_mb"] for v in ours.values()), 1),
         "pgqueuer_rss_mb": round(max(v["rss_mb"] for v in theirs.values()), 1),
         "pgqueuer_batch_size": BATCH,
+        "method": "workers started and idle first; clock from the committed backlog "
+        "(one statement) to a poll seeing it drained; best of `rounds` alternating runs",
         "ours_config": "stages=queued, no-op handlers, leases+heartbeat+reaper, fenced "
         "completions, stage_started+stage_done events, concurrency=batch_size",
+        "rounds": ROUNDS,
+        "samples_jobs_per_s": samples,
         "seconds": {
             "ours": {k: round(v["seconds"], 3) for k, v in ours.items()},
             "pgqueuer": {k: round(v["seconds"], 3) for k, v in theirs.items()},

@@ -93,8 +93,9 @@ WITH batch AS (
         (CASE WHEN m.next_state IN ('queued', 'done') THEN 'stage_done'
               WHEN m.next_state = 'retryable' THEN 'retry'
               ELSE 'error' END,
-         jsonb_strip_nulls(jsonb_build_object(
-             'seconds', m.seconds, 'retry_count', m.retry_count, 'error', m.error))),
+         CASE WHEN m.error IS NULL THEN jsonb_build_object('seconds', m.seconds)
+              ELSE jsonb_build_object(
+                  'seconds', m.seconds, 'retry_count', m.retry_count, 'error', m.error) END),
         ('finalized', jsonb_build_object('state', m.next_state))
     ) AS e(event_type, detail)
     WHERE e.event_type <> 'finalized' OR m.next_state IN ('done', 'deadletter')
