@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from backlog_operator.worker.base import BaseWorker, Job
+from backlog_operator.worker.settings import WorkerSettings
 from backlog_operator.worker.store import Claim, Completion, JobStore
 from tests.integration import test_worker_support as support
 
@@ -181,3 +183,61 @@ def test_same_worker_name_cannot_complete_its_own_stale_claim(migrated_dsn: str)
     assert late == set()
     assert len(on_time) == 1
     assert len(_events(migrated_dsn, "stage_done")) == 1
+
+
+class Gated(BaseWorker):
+    """Holds every job until the test opens the gate."""
+
+    gate: asyncio.Event
+
+    async def handle_queued(self, job: Job) -> None:
+        await self.gate.wait()
+
+
+def test_running_worker_whose_claim_was_reaped_is_fenced(migrated_dsn: str) -> None:
+    support.seed(migrated_dsn, 1)
+    settings = WorkerSettings(
+        stages=("queued",), lease_seconds=600, metrics_port=0, worker_name="slow", listen=False
+    )
+    worker = Gated(migrated_dsn, settings)
+
+    def working() -> bool:
+        return bool(
+            support.scalar(
+                migrated_dsn,
+                "SELECT count(*) FROM upload_pipeline.upload_jobs WHERE state = 'working'",
+            )
+        )
+
+    async def scenario() -> float | None:
+        worker.gate = asyncio.Event()
+        task = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(60):
+                while not await asyncio.to_thread(working):
+                    await asyncio.sleep(0.05)
+                # The lease runs out while the handler is still busy; someone else takes over.
+                await asyncio.to_thread(_expire, migrated_dsn)
+                conn = await _conn(migrated_dsn)
+                thief = JobStore("upload_pipeline", "thief")
+                await thief.reap(conn, 5, 10)
+                (claim,) = await thief.claim(conn, ["queued"], 1, 60)
+                assert await thief.complete(conn, [_advance(claim)]) == {claim.job_id}
+                worker.gate.set()
+                sample = worker.metrics.registry.get_sample_value
+                labels = {"stage": "queued", "outcome": "fenced"}
+                while not sample("backlog_worker_jobs_total", labels):
+                    await asyncio.sleep(0.05)
+                return sample(
+                    "backlog_worker_jobs_total", {"stage": "queued", "outcome": "advanced"}
+                )
+        finally:
+            worker.stop()
+            await task
+
+    assert asyncio.run(scenario()) is None  # the slow worker's late completion counted nowhere
+    done = _events(migrated_dsn, "stage_done")
+    assert [(w, stage) for w, stage, _ in done] == [("thief", "queued")]
+    assert support.rows(
+        migrated_dsn, "SELECT stage, state, retry_count FROM upload_pipeline.upload_jobs"
+    ) == [("job_validated", "queued", 0)]
