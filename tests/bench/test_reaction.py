@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import threading
 import time
@@ -80,7 +81,10 @@ def bench_env(
     yield from env.start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)
 
 
-def _trials(e: env.Env, seen: ReplicaWatch, count: int) -> list[float]:
+def _trials(e: env.Env, seen: ReplicaWatch, count: int, jitter_s: float) -> list[float]:
+    """`jitter_s`: a random pause before each INSERT, so it lands at a random phase of
+    the poll cycle (otherwise the reset, which follows a poll, locks the phase)."""
+    rng = random.Random(7)
     delays = []
     for _ in range(count):
         env.finish_all_jobs(e.dsn)
@@ -92,6 +96,7 @@ def _trials(e: env.Env, seen: ReplicaWatch, count: int) -> list[float]:
             env.set_replicas(e.api, e.namespace, WORKER, 0)
             env.wait_for(lambda: e.replicas() == 0, 30, "reset to 0")
             time.sleep(0.5)
+        time.sleep(rng.uniform(0, jitter_s))
         env.insert_jobs(e.dsn, STAGE, 5)
         t0 = time.monotonic()  # the INSERT's transaction has committed
         up = env.wait_for(lambda t0=t0: seen.first_up_after(t0), 60, "scale-up", poll=0.02)
@@ -132,10 +137,10 @@ def test_reaction_listen_on_and_off(bench_env: env.Env) -> None:
     seen = ReplicaWatch(e.api, e.namespace, WORKER)
     try:
         time.sleep(1.0)  # the watch is established
-        listen_on = _trials(e, seen, TRIALS)
+        listen_on = _trials(e, seen, TRIALS, jitter_s=0.5)
         env.patch_scaler(e.api, e.namespace, SCALER, {"spec": {"listen": False}})
         time.sleep(POLL_S + 1)  # the scaler re-subscribes without LISTEN at its next reading
-        listen_off = _trials(e, seen, TRIALS)
+        listen_off = _trials(e, seen, TRIALS, jitter_s=POLL_S)
     finally:
         seen.stop()
     report = {
