@@ -9,6 +9,7 @@ a duration.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -354,6 +355,7 @@ def test_spike_scaletest_passes_and_records_results(world: World) -> None:
     assert final["phase"] == "Succeeded", final
     assert final["verdict"] == "Passed"
     results, progress = final["results"], final["progress"]
+    print("spike results:", json.dumps(results, indent=1, sort_keys=True))
     run_id = final["runId"]
     assert results["lostJobs"] == 0 and results["duplicateCompletions"] == 0
     assert results["jobs"] == progress["jobsRequested"] == progress["jobsCreated"] > 0
