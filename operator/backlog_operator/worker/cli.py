@@ -39,6 +39,13 @@ def _worker_class(ctx: click.Context, param: click.Parameter, value: str) -> typ
     return found
 
 
+_early_signals: list[int] = []
+
+
+def _remember_signal(signum: int, _frame: object) -> None:
+    _early_signals.append(signum)
+
+
 async def _serve(worker: BaseWorker, port: int) -> None:
     server = None
     if port > 0:
@@ -48,6 +55,8 @@ async def _serve(worker: BaseWorker, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
+    if _early_signals:  # SIGTERM during start-up: nothing claimed yet, stop right away
+        worker.stop()
     try:
         await worker.run()
     finally:
@@ -157,6 +166,8 @@ def worker(
     log_level: str,
 ) -> None:
     """Claim jobs of some stages, run their handlers, and advance them."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _remember_signal)
     settings = WorkerSettings(
         stages=stages,
         concurrency=concurrency,
