@@ -140,10 +140,10 @@ def test_rendered_chart_passes_server_side_dry_run(
 
 def test_chart_refuses_invalid_values() -> None:
     """values.schema.json is enforced: a typo'd key and a bad enum fail `helm template`."""
+    helm = (tool("helm"), "template", "x", str(CHART), "--kube-version", KUBE_VERSION)
     for bad in ("replicaCont=2", "image.pullPolicy=Sometimes", "metrics.port=0"):
         proc = subprocess.run(
-            [tool("helm"), "template", "x", str(CHART), "--kube-version", KUBE_VERSION]
-            + ["--set", bad],
+            [*helm, "--set", bad],
             capture_output=True,
             text=True,
             timeout=60,
@@ -228,16 +228,17 @@ def test_chart_installs_and_its_operator_scales_a_worker_with_the_charts_rbac(
         f"metrics.port={metrics_port}",
         "--set",
         f"health.port={health_port}",
-        "--wait",
-        "--timeout",
-        "120s",
         kubeconfig=kube_cluster.kubeconfig,
     )
     core = client.CoreV1Api(kube_api)
+    selector = f"app.kubernetes.io/instance={release}"
     try:
-        pods = core.list_namespaced_pod(
-            namespace, label_selector=f"app.kubernetes.io/instance={release}"
-        ).items
+
+        def running() -> list[Any]:
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+            return [p for p in pods if p.status.phase == "Running"]
+
+        pods = wait_until(running, 120, "the chart's operator pod Running")
         assert len(pods) == 1
         pod = pods[0].metadata.name
         assert pods[0].spec.service_account_name == release + "-backlog-operator"
