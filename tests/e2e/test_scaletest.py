@@ -518,6 +518,53 @@ def test_impossible_slo_fails_naming_it(world: World) -> None:
     assert _run_counts(w, final["runId"])[0] == 30
 
 
+def test_baseline_is_measured_and_drives_a_from_baseline_load(world: World) -> None:
+    w = world
+    deployment(
+        w.api, w.namespace, "all-worker", [s for st in POOLS.values() for s in st], replicas=1
+    )
+    spec = {
+        "database": {"dsnSecretRef": {"name": "db"}},
+        "baseline": {"durationSeconds": 3, "ratePerSecond": 5},
+        "load": {
+            "profile": "Constant",
+            "fromBaseline": True,
+            "loadFactor": 2.0,
+            "durationSeconds": 3,
+            "producers": 3,
+        },
+        "workload": WORKLOAD,
+        "slo": {"maxLostJobs": 0},
+        "cleanup": "Never",
+    }
+    w.create_scaletest("baseline", spec)
+    final = w.wait_phase("baseline", {"Succeeded", "Failed"}, 120)
+    assert final["phase"] == "Succeeded", final
+    baseline = final["baseline"]
+    assert baseline["jobs"] == 15 and baseline["throughputPerSecond"] > 0
+    assert baseline["stages"]["parsing"]["serviceP50Seconds"] > 0
+    # The original plan's figure: finished jobs all sit at the last stage.
+    assert set(
+        s for s, v in baseline["stages"].items() if "avgUpdatedMinusCreatedSeconds" in v
+    ) == {"embedded"}
+    ((throughput, requested),) = w.sql(
+        "SELECT baseline_throughput, load_requested FROM backlog_operator.scaletest_runs"
+        " WHERE run_id = %s",
+        final["runId"],
+    )
+    assert throughput == baseline["throughputPerSecond"]
+    assert requested == int(3 * 2.0 * throughput + 1e-9)
+    assert final["results"]["jobs"] == requested == final["progress"]["jobsRequested"]
+    parts = w.sql(
+        "SELECT part, count(*) FROM backlog_operator.scaletest_stage_stats"
+        " WHERE run_id = %s AND completions > 0 GROUP BY part ORDER BY part",
+        final["runId"],
+    )
+    assert parts == [("baseline", 11), ("load", 11)]
+    reasons = w.event_reasons("baseline")
+    assert {"BaselineStarted", "BaselineMeasured", "LoadFinished"} <= set(reasons), reasons
+
+
 def test_simulated_mode_runs_in_virtual_time_with_the_scalers_specs(world: World) -> None:
     w = world
     w.pools()
