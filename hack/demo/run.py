@@ -43,7 +43,11 @@ class Steps:
     def __call__(self, what: str) -> Iterator[None]:
         print(f"==> {what}", flush=True)
         start = time.monotonic()
-        yield
+        try:
+            yield
+        except BaseException:
+            self.timings.append((f"{what} (failed)", time.monotonic() - start))
+            raise
         took = time.monotonic() - start
         self.timings.append((what, took))
         print(f"    done in {took:.1f}s", flush=True)
