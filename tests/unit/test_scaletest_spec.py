@@ -47,10 +47,10 @@ def test_crd_defaults_equal_the_parser_defaults() -> None:
     assert props["chaos"]["properties"]["podsPerRound"]["default"] == api.DEFAULT_PODS_PER_ROUND
     workload = props["workload"]["properties"]
     assert workload["failureRate"]["default"] == api.DEFAULT_FAILURE_RATE
-    assert (
-        workload["serviceTime"]["properties"]["default"]["properties"]["distribution"]["default"]
-        == api.DEFAULT_DISTRIBUTION
-    )
+    # No defaults inside a service time: stage entries inherit from `default` (the worker's rule).
+    entry = workload["serviceTime"]["properties"]["default"]["properties"]
+    assert "default" not in entry["distribution"] and "default" not in entry["cv"]
+    assert entry["distribution"]["enum"] == ["Constant", "Exponential", "LogNormal"]
 
 
 def test_crd_enums_equal_the_python_enums() -> None:
