@@ -196,13 +196,7 @@ def simulate(
     )
     click.echo(results.table(outcome))
     if json_path is not None:
-        inputs = {
-            "trace": str(trace_path),
-            "service_time": str(service_time),
-            "startup_s": startup_seconds,
-            "seed": seed,
-        }
-        doc = results.to_json(outcome, inputs, series=series)
+        doc = results.to_json(outcome, series=series)
         _write(json_path, json.dumps(doc, indent=2).encode() + b"\n", "--json")
     if plot_path is not None:
         from backlog_operator.sim import plot  # matplotlib stays out of every other path
