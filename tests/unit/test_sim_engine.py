@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backlog_operator.policy.types import ScalerConfig
-from backlog_operator.sim import engine, traces
+from backlog_operator.sim import engine, run, traces
 from backlog_operator.sim.engine import ScaleIn
 from backlog_operator.sim.keda import KedaController
 from backlog_operator.sim.ours import OursController
@@ -44,6 +44,8 @@ def test_every_arrival_is_served_or_still_queued(
     assert result.completed + result.queued_at_end + result.in_flight_at_end == sum(counts)
     assert len(result.waits) == result.completed
     assert min(result.waits, default=0.0) >= 0.0
+    if controller.scale_in is ScaleIn.DRAIN:
+        assert result.killed_in_flight == 0  # drain-aware scale-in never kills work
     if tail == 3600.0 and which != "fixed-kill":
         assert result.completed == sum(counts)  # given time, every policy drains
 
@@ -90,3 +92,20 @@ def test_drain_aware_scale_in_lets_jobs_finish_and_kill_requeues_them() -> None:
     # Killed work is done again: the same jobs finish later.
     assert killed.last_completion_s is not None and drained.last_completion_s is not None
     assert killed.last_completion_s > drained.last_completion_s
+
+
+def test_compare_extends_runs_to_one_end_when_a_policy_keeps_replicas() -> None:
+    trace = traces.from_counts([3] * 120)
+    spec = {
+        "minReplicas": 2,
+        "maxReplicas": 20,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+    }
+    floor = OursController.from_spec(spec, name="floor")
+    alone = run.compare(trace, [floor], run.RunSettings(EXP1, seed=1))["floor"]
+    outcome = run.compare(trace, [floor, KedaController()], run.RunSettings(EXP1, seed=1))
+    ends = {r.name: r.end_s for r in outcome.values()}
+    assert alone.end_s < ends["keda-default"]  # settles at 2 long before KEDA reaches 0
+    assert ends["floor"] == ends["keda-default"]  # so its run is extended to KEDA's end
+    # Two replicas kept to the end are paid for to the end.
+    assert outcome["floor"].series.replicas[-1] == 2
