@@ -74,10 +74,12 @@ def test_scaler_below_its_max_and_a_quick_reaction_give_no_advice() -> None:
     assert advice.scaler_advice(data, SPEC) == ()
 
 
-def test_slow_first_scale_up_suggests_listen() -> None:
-    data = _run({"timeToFirstScaleSeconds": 31.0})
+def test_slow_first_scale_up_suggests_listen_only_when_jobs_waited() -> None:
+    data = _run({"timeToFirstScaleSeconds": 31.0, "queueWaitP95Seconds": 20.0})
     (note,) = advice.scaler_advice(data)
     assert "31.0 s" in note and "listen: true" in note
+    quiet = _run({"timeToFirstScaleSeconds": 31.0, "queueWaitP95Seconds": 0.5})
+    assert advice.scaler_advice(quiet) == ()
 
 
 def test_pool_size_by_littles_law_per_scaler() -> None:

@@ -132,7 +132,8 @@ def scaler_advice(
                 "larger targetQueueWaitSeconds trims them."
             )
     first = data.info.results.get("timeToFirstScaleSeconds")
-    if first is not None and float(first) > SLOW_REACTION_SECONDS:
+    # Late only matters if jobs waited meanwhile (pools kept from the baseline need no rise).
+    if first is not None and float(first) > SLOW_REACTION_SECONDS and too_long:
         out.append(
             f"First scale-up came {float(first):.1f} s after the load began: enable "
             "`listen: true` (NOTIFY wake-ups) or lower pollIntervalSeconds."

@@ -16,6 +16,9 @@ from backlog_operator.report import advice, advisor, compare, model
 from backlog_operator.report import document as d
 from backlog_operator.report.table import fmt
 
+# Below this p95 queue wait no stage is called a bottleneck.
+NEGLIGIBLE_WAIT_SECONDS = 1.0
+
 
 def _s(value: Any, digits: int = 2, unit: str = "") -> str:
     return fmt(None if value is None else float(value), digits, unit)
@@ -164,7 +167,16 @@ def bottleneck(data: model.RunData) -> list[d.Block]:
     r = data.info.results
     found = r.get("bottleneck") or {}
     blocks: list[d.Block] = [d.Heading(2, "Bottleneck")]
-    if found:
+    waited = r.get("queueWaitP95Seconds")
+    if found and waited is not None and float(waited) < NEGLIGIBLE_WAIT_SECONDS:
+        blocks.append(
+            d.Para(
+                f"Jobs hardly waited (queue wait p95 {float(waited):.2f} s): no stage limited "
+                f"the pipeline. The largest share of that small wait, "
+                f"{float(found.get('share', 0)):.0%}, was at {found['stage']}."
+            )
+        )
+    elif found:
         util = found.get("utilization")
         blocks.append(
             d.Para(
