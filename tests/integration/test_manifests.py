@@ -267,10 +267,15 @@ def test_chart_installs_and_its_operator_scales_a_worker_with_the_charts_rbac(
         except BaseException:
             print(pod_log(kube_cluster, namespace, pod))
             raise
-        status = (env.get_scaler(kube_api, namespace, "parse-workers") or {}).get("status", {})
-        assert status.get("desiredReplicas") == 3, status
-        ready = env.condition(env.get_scaler(kube_api, namespace, "parse-workers"), "Ready")
-        assert ready.get("status") == "True", ready
+
+        # /scale is patched before status is written: wait for the status too.
+        def reported() -> dict[str, Any] | None:
+            obj = env.get_scaler(kube_api, namespace, "parse-workers") or {}
+            ready = env.condition(obj, "Ready").get("status") == "True"
+            status: dict[str, Any] = obj.get("status") or {}
+            return status if ready and status.get("desiredReplicas") == 3 else None
+
+        wait_until(reported, 30, "status.desiredReplicas 3 and Ready=True")
 
         # The chart's --metrics-port reaches the operator's registry.
         def scraped() -> str | None:
