@@ -334,3 +334,20 @@ def can(
         }
     )
     return bool(review.status.allowed)
+
+
+def test_committed_kubernetes_schemas_match_the_api_server(kube_cluster: KubeCluster) -> None:
+    """hack/schemas/kubernetes (kubeconform's built-in schemas) is what the pinned
+    kube-apiserver's /openapi/v2 gives today (rerun hack/kube_schemas.py otherwise)."""
+    import kube_schemas  # hack/ is on the test path
+
+    if kube_cluster.local is None:
+        pytest.skip("compares with the pinned local control plane, not a given cluster")
+    folder = REPO / "hack" / "schemas" / "kubernetes"
+    kubeconfig = str(kube_cluster.kubeconfig)
+    assert (folder / "VERSION").read_text().strip() == kube_schemas.server_version(kubeconfig)
+    expected = kube_schemas.schemas(kube_schemas.fetch_openapi(kubeconfig))
+    committed = {p.name: p.read_text() for p in folder.glob("*.json")}
+    assert sorted(committed) == sorted(expected)
+    stale = [name for name, text in expected.items() if committed[name] != text]
+    assert not stale, f"stale: {stale}; run hack/kube_schemas.py against the pinned cluster"
