@@ -14,7 +14,7 @@ from tests.integration import test_worker_support as support
 pytestmark = pytest.mark.integration
 
 SLOW = {"workload": {"serviceTime": {"default": {"meanSeconds": 600, "distribution": "Constant"}}}}
-QUICK = {"workload": {"serviceTime": {"default": {"meanSeconds": 0.5, "distribution": "Constant"}}}}
+QUICK = {"workload": {"serviceTime": {"default": {"meanSeconds": 1.0, "distribution": "Constant"}}}}
 
 
 def _working(dsn: str, worker: str) -> int:
@@ -65,7 +65,7 @@ def test_sigterm_releases_unfinished_claims_and_exits_zero(
 
 
 def test_sigterm_lets_in_flight_work_finish_within_grace(migrated_dsn: str, tmp_path: Path) -> None:
-    support.seed(migrated_dsn, 20, payload=QUICK)
+    support.seed(migrated_dsn, 40, payload=QUICK)
     proc = support.spawn(
         migrated_dsn,
         "finisher",
@@ -96,7 +96,7 @@ def test_sigterm_lets_in_flight_work_finish_within_grace(migrated_dsn: str, tmp_
     )
     # Every claim it started, it finished (and it claimed nothing after SIGTERM).
     assert counts["stage_started"] == counts["stage_done"]
-    assert 0 < counts["stage_done"] < 20
+    assert 0 < counts["stage_done"] < 40
     assert _working(migrated_dsn, "finisher") == 0
     advanced = support.scalar(
         migrated_dsn,
