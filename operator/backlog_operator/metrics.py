@@ -11,8 +11,12 @@ read them without colliding with other collectors.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 SCALER_LABELS = ("namespace", "scaler")
@@ -126,6 +130,66 @@ def forget_scaler(namespace: str, scaler: str) -> None:
         ]
         for labels in stale:
             multi.remove(*labels)
+
+
+class HubStatsLike(Protocol):
+    """What sources.hub.HubStats provides (duck-typed: metrics does not import sources)."""
+
+    @property
+    def db(self) -> str: ...
+    @property
+    def subscribers(self) -> int: ...
+    @property
+    def ticks(self) -> int: ...
+    @property
+    def queries(self) -> int: ...
+    @property
+    def listener_connected(self) -> bool: ...
+
+
+class _HubCollector(Collector):
+    """Reads the live hubs' counters at scrape time."""
+
+    def __init__(self, stats: Callable[[], Iterable[HubStatsLike]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        ticks = CounterMetricFamily(
+            "backlog_operator_hub_ticks",
+            "Signal-hub ticks (one per poll or NOTIFY burst).",
+            labels=["database"],
+        )
+        queries = CounterMetricFamily(
+            "backlog_operator_hub_queries",
+            "Grouped backlog statements sent by a hub.",
+            labels=["database"],
+        )
+        subscribers = GaugeMetricFamily(
+            "backlog_operator_hub_subscribers", "Scalers subscribed to a hub.", labels=["database"]
+        )
+        listening = GaugeMetricFamily(
+            "backlog_operator_hub_listener_connected",
+            "1 while the LISTEN connection is up.",
+            labels=["database"],
+        )
+        for hub in self._stats():
+            ticks.add_metric([hub.db], hub.ticks)
+            queries.add_metric([hub.db], hub.queries)
+            subscribers.add_metric([hub.db], hub.subscribers)
+            listening.add_metric([hub.db], int(hub.listener_connected))
+        yield from (ticks, queries, subscribers, listening)
+
+
+_hub_collector: _HubCollector | None = None
+
+
+def register_hub_stats(stats: Callable[[], Iterable[HubStatsLike]]) -> None:
+    """Export the hubs' counters (called once by the operator's startup handler)."""
+    global _hub_collector
+    if _hub_collector is not None:
+        REGISTRY.unregister(_hub_collector)
+    _hub_collector = _HubCollector(stats)
+    REGISTRY.register(_hub_collector)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

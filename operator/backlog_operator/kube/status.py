@@ -230,6 +230,36 @@ def build_status(
     return status
 
 
+# Figures that drift every tick (ages, rates, the reading time): refreshed with the
+# heartbeat or alongside a material change, so 200 scalers do not patch every second.
+DRIFTING = frozenset(
+    {
+        "lastReadingTime",
+        "arrivalRatePerSecond",
+        "upstreamArrivalRatePerSecond",
+        "completionRatePerSecond",
+        "serviceTimeSeconds",
+    }
+)
+
+
+def material(body: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` without the drifting figures (and without oldest-ready ages): what a patch
+    must not wait for."""
+    kept = {k: v for k, v in body.items() if k not in DRIFTING}
+    backlog = kept.get("backlog")
+    if isinstance(backlog, Mapping):
+        kept["backlog"] = {
+            "ready": backlog.get("ready"),
+            "inFlight": backlog.get("inFlight"),
+            "stages": [
+                {k: v for k, v in s.items() if k != "oldestReadySeconds"}
+                for s in backlog.get("stages") or []
+            ],
+        }
+    return kept
+
+
 def status_changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """True when patching `new` would change something (fields absent in `new` are kept)."""
     previous = previous or {}

@@ -72,6 +72,10 @@ class ScalerState:
     paused_by: str | None = None
     status: Mapping[str, Any] | None = None  # what we last stored
     status_at: float | None = None  # Clock.mono of that patch
+    # The target's /scale, re-read every `scale_refresh_s` and before any patch.
+    scale: Scale | None = None
+    scale_ref: TargetRef | None = None
+    scale_at: float | None = None
 
 
 async def kube_call(rt: Runtime, fn: Callable[..., T], *args: Any) -> T:
@@ -115,18 +119,28 @@ async def tick(
     obj = ctx.involved()
     await _paused_events(rt, obj, ctx.paused_by, state, clock)
     state = dataclasses.replace(state, paused_by=ctx.paused_by)
-    try:
-        scale = await kube_call(rt, rt.scales.read, ref, ctx.namespace)
-    except TargetNotFound as error:
-        return await _fail(rt, ctx, status.TARGET_NOT_FOUND, str(error), state, clock)
-    except client.ApiException as error:
-        message = f"reading {ref.describe()}/scale: HTTP {error.status} {error.reason}"
-        return await _fail(rt, ctx, status.SCALE_ERROR, message, state, clock)
-
     config = spec.scaler
     if ctx.paused_by is not None:
         config = dataclasses.replace(config, paused=True)
-    decision = policy.decide(config, reading.signals, scale.replicas, state.history, clock.mono)
+    cached = state.scale is not None and state.scale_ref == ref and state.scale_at is not None
+    fresh_enough = cached and clock.mono - (state.scale_at or 0.0) < rt.options.scale_refresh_s
+    for attempt in range(2):
+        if attempt == 1 or not fresh_enough:
+            try:
+                read = await kube_call(rt, rt.scales.read, ref, ctx.namespace)
+            except TargetNotFound as error:
+                return await _fail(rt, ctx, status.TARGET_NOT_FOUND, str(error), state, clock)
+            except client.ApiException as error:
+                message = f"reading {ref.describe()}/scale: HTTP {error.status} {error.reason}"
+                return await _fail(rt, ctx, status.SCALE_ERROR, message, state, clock)
+            state = dataclasses.replace(state, scale=read, scale_ref=ref, scale_at=clock.mono)
+            fresh_enough = False  # this reading is fresh: no second attempt needed
+        assert state.scale is not None
+        scale: Scale = state.scale
+        decision = policy.decide(config, reading.signals, scale.replicas, state.history, clock.mono)
+        # A cached /scale only ever confirms "nothing to do": act on a fresh one.
+        if not (decision.changed and fresh_enough):
+            break
     state = dataclasses.replace(state, history=decision.history)
     await _source_events(rt, obj, reading, decision, state, clock)
 
@@ -189,13 +203,18 @@ async def _actuate(
     desired, current = decision.desired_replicas, scale.replicas
     if desired < current and ctx.spec.drain_aware_scale_in:
         await _protect_busy_pods(rt, ctx, scale)
-    await kube_call(rt, rt.scales.patch, ref, ctx.namespace, desired)
+    patched = await kube_call(rt, rt.scales.patch, ref, ctx.namespace, desired)
     metrics.count_scale(ctx.namespace, ctx.name, current, desired)
     event = events.scale_event(current, desired, ref.describe(), decision.message)
     logger.info("%s/%s: %s", ctx.namespace, ctx.name, event.message)
     await _post(rt, ctx.involved(), event, clock)
     return dataclasses.replace(
-        state, last_scale_time=clock.wall, last_scale_reason=str(decision.reason)
+        state,
+        last_scale_time=clock.wall,
+        last_scale_reason=str(decision.reason),
+        scale=patched,
+        scale_ref=ref,
+        scale_at=clock.mono,
     )
 
 
@@ -273,11 +292,10 @@ async def _store_status(
 ) -> ScalerState:
     """Patch the status when it changed (lastReadingTime alone only every heartbeat)."""
     new = status.build_status(report, state.status, clock.wall)
-    compared = {k: v for k, v in new.items() if k != "lastReadingTime"}
     heartbeat_due = (
         state.status_at is None or clock.mono - state.status_at >= rt.options.status_heartbeat_s
     )
-    if not status.status_changed(state.status, compared) and not heartbeat_due:
+    if not heartbeat_due and status.material(state.status or {}) == status.material(new):
         return state
     try:
         stored = await kube_call(rt, scalers.patch_status, rt.api, namespace, name, new)

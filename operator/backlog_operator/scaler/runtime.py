@@ -34,6 +34,8 @@ class RunOptions:
     # Status is re-patched at least this often even if nothing else changed, so
     # status.lastReadingTime shows the scaler is alive without a patch per tick.
     status_heartbeat_s: float = 30.0
+    # Re-read the target's /scale at least this often (and always before patching it).
+    scale_refresh_s: float = 10.0
     # Re-read the DSN Secret this often (a rotated DSN is picked up without restart).
     secret_refresh_s: float = 60.0
 
@@ -60,6 +62,7 @@ class Runtime:
     def create(cls, options: RunOptions, hub_settings: HubSettings | None = None) -> Runtime:
         api = kube_client.load_api_client()
         hubs = SignalHubs(hub_settings or HubSettings(), observer=_observe_query)
+        metrics.register_hub_stats(hubs.stats)
         return cls(options=options, api=api, scales=ScaleClient(api), hubs=hubs)
 
     async def close(self) -> None:
