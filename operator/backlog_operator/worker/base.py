@@ -19,6 +19,7 @@ import functools
 import inspect
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from backlog_operator.worker.store import AsyncConn, Claim, Completion, JobStore
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10
+TICK_SECONDS = 5.0
+STALL_SECONDS = 30.0
 MAX_FLUSH = 1000
 
 
@@ -66,7 +69,8 @@ class BaseWorker:
         self.store = JobStore(settings.schema, self.name)
         self.rng = random.Random(settings.seed)
         self.ready = False
-        self.healthy = True
+        self.failed = False
+        self._tick = time.monotonic()  # the upkeep loop's last turn: proof the loop is alive
         self._stages = claim_order(settings.stages)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # something may be ready: claim now
@@ -109,6 +113,13 @@ class BaseWorker:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    @property
+    def healthy(self) -> bool:
+        """/healthz: no fatal error, and the event loop is turning (a handler that blocks
+        it, such as CPU work in an `async def`, stalls claims and heartbeats alike)."""
+        stalled = time.monotonic() - self._tick > max(STALL_SECONDS, 3 * TICK_SECONDS)
+        return not self.failed and not stalled
+
     def stop(self) -> None:
         """Begin the graceful drain (signal handlers call this; so can tests)."""
         self._stopping.set()
@@ -135,7 +146,7 @@ class BaseWorker:
             stopping.cancel()
             crashed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
             if crashed:
-                self.healthy = False
+                self.failed = True
             await self._drain(tasks, flush_conn)
             if crashed:
                 raise crashed[0].exception()  # type: ignore[misc]
@@ -361,7 +372,10 @@ class BaseWorker:
             if now >= next_beat:
                 await self.store.heartbeat(conn, list(self._held.values()), s.lease_seconds)
                 next_beat = now + s.effective_heartbeat_seconds
-            await asyncio.sleep(max(0.0, min(next_beat, next_reap) - loop.time()))
+            self._tick = time.monotonic()
+            await asyncio.sleep(
+                min(max(0.0, min(next_beat, next_reap) - loop.time()), TICK_SECONDS)
+            )
 
     async def _listen_loop(self) -> None:
         channel = pipeline.ready_channel(self.settings.schema)
