@@ -12,9 +12,11 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,7 @@ class Operator:
     kubeconfig: Path
     namespace: str
     log_path: Path
+    metrics_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
@@ -72,7 +75,7 @@ class Operator:
             "--namespace",
             self.namespace,
             "--metrics-port",
-            "0",
+            str(self.metrics_port),
             "--health-port",
             "0",
         ]
@@ -172,6 +175,21 @@ class World:
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn) as conn:
             return conn.execute(query, params).fetchall()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metric(port: int, line_prefix: str) -> float | None:
+    """The value of the first /metrics line starting with `line_prefix`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(line_prefix):
+                return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def deployment(
@@ -305,7 +323,9 @@ def world(
             "data": {"dsn": base64.b64encode(migrated_dsn.encode()).decode()},
         },
     )
-    operator = Operator(kube_cluster.kubeconfig, namespace, tmp_path / "operator.log").start()
+    operator = Operator(
+        kube_cluster.kubeconfig, namespace, tmp_path / "operator.log", free_port()
+    ).start()
     w = World(kube_api, namespace, migrated_dsn, operator)
     try:
         yield w
@@ -514,6 +534,8 @@ def test_impossible_slo_fails_naming_it(world: World) -> None:
     completed = {c["type"]: c for c in final["conditions"]}["Completed"]
     assert completed["reason"] == "SLONotMet" and "p95EndToEndSeconds" in completed["message"]
     assert "SLONotMet" in w.event_reasons("tight")
+    runs_failed = 'backlog_operator_scaletest_runs_total{verdict="Failed"}'
+    assert metric(w.operator.metrics_port, runs_failed) == 1.0
     # OnSuccess keeps a failed run's jobs for inspection.
     assert _run_counts(w, final["runId"])[0] == 30
 
