@@ -280,3 +280,26 @@ def test_unknown_run_is_a_clear_error(migrated_dsn: str, tmp_path: Path) -> None
     result = CliRunner().invoke(cli.report, ["nope", "--dsn", migrated_dsn, "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "no ScaleTest run 'nope'" in result.output
+
+
+def test_latency_falls_back_to_events_after_cleanup(migrated_dsn: str) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        record_run(conn, "clean-0001")
+        # cleanup removed the run's documents and jobs; the events stay (no foreign key).
+        conn.execute("DELETE FROM upload_pipeline.documents WHERE run_id = 'clean-0001'")
+        for k in range(4):
+            job = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO upload_pipeline.events (job_id, stage, event_type, created_at)"
+                " VALUES (%s, 'queued', 'stage_started', %s)",
+                (job, T0 + timedelta(seconds=12 + k)),
+            )
+            conn.execute(
+                "INSERT INTO upload_pipeline.events (job_id, event_type, detail, created_at)"
+                " VALUES (%s, 'finalized', '{\"state\": \"done\"}', %s)",
+                (job, T0 + timedelta(seconds=14 + k)),
+            )
+        data = load.load(conn, "clean-0001")
+    assert data.latency_source == "events"
+    assert sum(p.count for p in data.latency) == 4
+    assert {p.p50 for p in data.latency} == {2.0}  # first claim to finalized
