@@ -70,7 +70,7 @@ async def stage_figures(
     return tuple(found[s] for s in pipeline.STAGES if s in found)
 
 
-async def db_profile(conn: Conn, schema: str) -> DbProfile:
+async def db_profile(conn: Conn, schema: str, run_id: str = "") -> DbProfile:
     has_pss = bool((await _rows(conn, "has_pg_stat_statements", schema, {}))[0][0])
     top: tuple[Mapping[str, Any], ...] = ()
     if has_pss:
@@ -82,6 +82,8 @@ async def db_profile(conn: Conn, schema: str) -> DbProfile:
     lock_waits = int((await _rows(conn, "lock_waits", schema, {}))[0][0])
     health = await _rows(conn, "table_health", schema, {"schema_name": schema})
     live, dead, _vacuumed, frozen_age, oldest = health[0] if health else (0, 0, None, None, None)
+    peaks = await _rows(conn, "activity_peaks", schema, {"run_id": run_id})
+    peak_locks, peak_connections, peak_oldest = peaks[0] if peaks else (None, None, None)
     return DbProfile(
         pg_stat_statements=has_pss,
         top_statements=top,
@@ -91,6 +93,9 @@ async def db_profile(conn: Conn, schema: str) -> DbProfile:
         dead_tuples=int(dead),
         relfrozenxid_age=None if frozen_age is None else int(frozen_age),
         oldest_transaction_seconds=oldest,
+        max_lock_waits_during_run=peak_locks,
+        max_connections_during_run=peak_connections,
+        max_oldest_transaction_seconds_during_run=peak_oldest,
     )
 
 
@@ -160,7 +165,7 @@ async def analyze(
         bottleneck=bottleneck.select(loads, scaler_stages, replica_seconds),
         slo=verdicts,
         verdict=slo.verdict(verdicts),
-        db_profile=await db_profile(conn, schema),
+        db_profile=await db_profile(conn, schema, run.run_id),
         pods_deleted=pods_deleted,
     )
     await store(conn, run.run_id, Part.LOAD, results)

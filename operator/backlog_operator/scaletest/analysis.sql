@@ -160,6 +160,12 @@ GROUP BY 1 ORDER BY 1
 SELECT count(*)::bigint FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock'
 
+-- name: activity_peaks
+-- The worst moments the sampler saw during the run.
+SELECT max(lock_waits), max(connections), max(oldest_xact_seconds)
+FROM backlog_operator.scaletest_samples
+WHERE run_id = %(run_id)s
+
 -- name: table_health
 -- Dead tuples and the age of the oldest transaction (running now; and the table's
 -- relfrozenxid age in transaction ids) on the jobs table.

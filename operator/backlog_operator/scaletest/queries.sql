@@ -127,9 +127,21 @@ GROUP BY stage, state
 
 -- name: insert_sample
 INSERT INTO backlog_operator.scaletest_samples
-    (run_id, sampled_at, phase, produced, completed, deadletter)
-VALUES (%(run_id)s, %(sampled_at)s, %(phase)s, %(produced)s, %(completed)s, %(deadletter)s)
+    (run_id, sampled_at, phase, produced, completed, deadletter, lock_waits, connections,
+     oldest_xact_seconds)
+VALUES (%(run_id)s, %(sampled_at)s, %(phase)s, %(produced)s, %(completed)s, %(deadletter)s,
+        %(lock_waits)s, %(connections)s, %(oldest_xact_seconds)s)
 ON CONFLICT DO NOTHING
+
+-- name: db_activity
+-- This database's sessions now: waiting on a lock, connected clients, the oldest open
+-- transaction (ours excluded).
+SELECT count(*) FILTER (WHERE wait_event_type = 'Lock')::integer,
+       count(*) FILTER (WHERE backend_type = 'client backend')::integer,
+       max(extract(epoch FROM now() - xact_start)::float8)
+           FILTER (WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())
+FROM pg_stat_activity
+WHERE datname = current_database()
 
 -- name: insert_stage_samples
 INSERT INTO backlog_operator.scaletest_stage_samples

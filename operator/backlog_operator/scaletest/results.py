@@ -115,6 +115,10 @@ class DbProfile:
     dead_tuples: int = 0
     relfrozenxid_age: int | None = None
     oldest_transaction_seconds: float | None = None
+    # The worst the sampler saw during the run (the fields above are after the load).
+    max_lock_waits_during_run: int | None = None
+    max_connections_during_run: int | None = None
+    max_oldest_transaction_seconds_during_run: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -3,7 +3,8 @@
 `stage_samples(counts)` (pure) turns the (stage, state) counts of the run's jobs
 into ready / in flight / done per stage, done meaning "has left the stage": the
 job is at a later stage, or finished the last one. `record(...)` writes one tick
-into scaletest_samples, scaletest_stage_samples and scaletest_scaler_samples.
+(with the database's lock waits, connections and oldest open transaction) into
+scaletest_samples, scaletest_stage_samples and scaletest_scaler_samples.
 Scaler replicas come from the BacklogScaler status, read by the caller
 (scaletest/kubeio.py). Called by scaletest/daemon.py.
 """
@@ -85,6 +86,8 @@ async def record(
     )
     counts = [(str(s), str(state), int(n)) for s, state, n in await cursor.fetchall()]
     stages = stage_samples(counts)
+    cursor = await conn.execute(query("db_activity"))
+    activity = await cursor.fetchone() or (None, None, None)
     completed = sum(n for _, state, n in counts if state == "done")
     deadletter = sum(n for _, state, n in counts if state == "deadletter")
     keys = {"run_id": run_id, "sampled_at": at}
@@ -97,6 +100,9 @@ async def record(
                 "produced": produced,
                 "completed": completed,
                 "deadletter": deadletter,
+                "lock_waits": activity[0],
+                "connections": activity[1],
+                "oldest_xact_seconds": activity[2],
             },
         )
         await conn.execute(
