@@ -184,3 +184,25 @@ def test_results_status_is_bounded_and_complete() -> None:
     assert out["slo"] == [{"name": "maxLostJobs", "target": 0, "observed": 0, "met": True}]
     full = results.to_json()
     assert full["verdict"] == "Passed" and full["deadletter"] == 1
+
+
+def test_context_from_a_body_resumes_phase_run_id_and_pods_deleted() -> None:
+    from backlog_operator.scaletest import daemon
+
+    body = {
+        "metadata": {"namespace": "ns", "name": "spike", "uid": "1234abcd-ef", "generation": 2},
+        "spec": {
+            "database": {"dsnSecretRef": {"name": "db"}},
+            "load": {"profile": "Constant", "ratePerSecond": 1},
+        },
+        "status": {"phase": "Loading", "runId": "spike-older", "progress": {"podsDeleted": 4}},
+    }
+    ctx = daemon.context_from(body)
+    assert (ctx.phase, ctx.run_id, ctx.pods_deleted, ctx.generation) == (
+        Phase.LOADING,
+        "spike-older",
+        4,
+        2,
+    )
+    fresh = daemon.context_from({**body, "status": {}})
+    assert fresh.phase is Phase.PENDING and fresh.run_id == "spike-1234abcd"
