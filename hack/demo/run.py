@@ -133,7 +133,7 @@ def run(profile: str, keep: bool, out: Path) -> int:
             infra.install_crds_and_rbac()
         with steps(f"namespace {NAMESPACE}, DSN Secret, KopfPeering"):
             deploy.base(infra.api, infra.dsn)
-        with steps(f"operator (log: {infra.operator_log})"):
+        with steps(f"operator as ServiceAccount backlog-operator (log: {infra.operator_log})"):
             infra.start_operator()
         check = lambda: None if infra.operator_alive() else _operator_died(infra)  # noqa: E731
         with steps("worker pools parse/chunk/embed + BacklogScalers"):

@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 from backlog_operator.db import migrate
 from backlog_operator.report import doctor_kube
 from devcluster.cluster import REPO_ROOT, LocalCluster
+from devcluster.kubeconfig import write_token_kubeconfig
 from devcluster.postgres import PostgresServer
 
 # DEMO_STATE moves it (the e2e test uses a temporary folder).
@@ -111,7 +112,46 @@ class Infra:
         return names
 
     # --- operator -------------------------------------------------------------------
+    def operator_kubeconfig(self) -> Path:
+        """A kubeconfig with a token of ServiceAccount backlog-operator (manifests/rbac).
+
+        The operator then runs with exactly the RBAC a cluster install gives it, so a
+        missing rule fails the demo instead of hiding behind the admin's rights.
+        """
+        core: Any = client.CoreV1Api(self.api)
+
+        def account() -> bool:
+            try:
+                core.read_namespaced_service_account("backlog-operator", "backlog-operator")
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+            return True
+
+        deadline = time.monotonic() + 30
+        while not account():
+            if time.monotonic() > deadline:
+                raise RuntimeError("ServiceAccount backlog-operator/backlog-operator not found")
+            time.sleep(0.3)
+        request = {"spec": {"expirationSeconds": 24 * 3600}}
+        answer = core.create_namespaced_service_account_token(
+            "backlog-operator", "backlog-operator", request
+        )
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = admin["clusters"][0]["cluster"]
+        path = self.state / "operator.kubeconfig"
+        write_token_kubeconfig(
+            path,
+            cluster["server"],
+            cluster["certificate-authority-data"],
+            answer.status.token,
+            "system:serviceaccount:backlog-operator:backlog-operator",
+        )
+        return path
+
     def start_operator(self) -> None:
+        kubeconfig = self.operator_kubeconfig()
         self.metrics_port = _free_port()
         args = [
             sys.executable,
@@ -129,7 +169,7 @@ class Infra:
             "--health-port",
             "0",
         ]
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1")
         log = self.operator_log.open("ab")
         self.operator = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         (self.state / "operator.pid").write_text(str(self.operator.pid))
