@@ -103,6 +103,8 @@ def record_run(
                     "lock_waits": 0,
                     "live_tuples": 350,
                     "dead_tuples": 40,
+                    "max_lock_waits_during_run": 3,
+                    "max_connections_during_run": 17,
                     "top_statements": "absent: the pg_stat_statements extension is not installed",
                 }
             ),
@@ -204,6 +206,9 @@ def test_report_from_a_recorded_run(migrated_dsn: str, tmp_path: Path) -> None:
     assert _table_row(load_part, "embedding")[8] == "15.00"
     assert _table_row(load_part, "parsing")[1] == "300"
     assert "**embedding** held 60% of all queue wait" in text
+    profile = text.split("### Database profile")[1]
+    assert _table_row(profile, "sessions waiting on locks")[1:] == ["0", "3"]
+    assert _table_row(profile, "connections")[1:] == ["idle: 5, active: 2", "17"]
     # Pool size by Little's law: embedding 150 s / 300 jobs = 0.5 s; 7.5/s -> 3.75 busy,
     # 3.75 / 0.8 -> 5 slots; the spike's peak 20 x 2 = 40/s -> 20 busy -> 25 slots.
     pool = text.split("### Pool size")[1].split("###")[0]

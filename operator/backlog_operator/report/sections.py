@@ -195,19 +195,29 @@ def bottleneck(data: model.RunData) -> list[d.Block]:
         blocks.append(d.Heading(3, "Database profile"))
         blocks.append(
             d.Table(
-                ("figure", "value"),
+                ("figure", "after the run", "peak during the run"),
                 (
-                    ("connections by state", conns or "-"),
-                    ("sessions waiting on locks", str(profile.get("lock_waits", "-"))),
                     (
-                        "upload_jobs live / dead tuples",
-                        f"{profile.get('live_tuples', '-')} / {profile.get('dead_tuples', '-')}",
+                        "connections",
+                        conns or "-",
+                        _s(profile.get("max_connections_during_run"), 0),
+                    ),
+                    (
+                        "sessions waiting on locks",
+                        str(profile.get("lock_waits", "-")),
+                        _s(profile.get("max_lock_waits_during_run"), 0),
                     ),
                     (
                         "oldest open transaction",
                         _s(profile.get("oldest_transaction_seconds"), 1, " s"),
+                        _s(profile.get("max_oldest_transaction_seconds_during_run"), 1, " s"),
                     ),
-                    ("relfrozenxid age", str(profile.get("relfrozenxid_age", "-"))),
+                    (
+                        "upload_jobs live / dead tuples",
+                        f"{profile.get('live_tuples', '-')} / {profile.get('dead_tuples', '-')}",
+                        "-",
+                    ),
+                    ("relfrozenxid age", str(profile.get("relfrozenxid_age", "-")), "-"),
                 ),
             )
         )
