@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 
 namespaced=(--set 'watchNamespaces={uploads,batch}')
 everything=(--set serviceMonitor.enabled=true --set prometheusRule.enabled=true
-  --set networkPolicy.enabled=true --set 'networkPolicy.apiServerCIDRs={10.0.0.1/32}'
+  --set rbac.scaleTestChaos=true --set networkPolicy.enabled=true --set 'networkPolicy.apiServerCIDRs={10.0.0.1/32}'
   --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000)
 
 echo ">> helm lint"

@@ -116,6 +116,7 @@ CHART_VALUES = {
         "serviceMonitor.enabled=true",
         "prometheusRule.enabled=true",
         "networkPolicy.enabled=true",
+        "rbac.scaleTestChaos=true",
         "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
         "podDisruptionBudget.maxUnavailable=50%",
     ),
