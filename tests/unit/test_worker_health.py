@@ -1,4 +1,5 @@
-"""Unit: /healthz turns false when the worker failed or its event loop stopped turning."""
+"""Unit: BaseWorker without a database: /healthz (failure, loop stalls) and when the
+built-in simulation may take its planned fast path."""
 
 import time
 
@@ -15,3 +16,13 @@ def test_health_follows_failure_and_loop_stalls() -> None:
     worker._tick = time.monotonic()
     worker.failed = True
     assert not worker.healthy
+
+
+def test_subclass_that_replaces_simulate_is_not_bypassed() -> None:
+    class Custom(BaseWorker):
+        async def simulate(self, job: object) -> None:  # type: ignore[override]
+            pass
+
+    settings = WorkerSettings(metrics_port=0)
+    assert BaseWorker("postgresql://unused", settings)._builtin_simulation
+    assert not Custom("postgresql://unused", settings)._builtin_simulation

@@ -80,6 +80,12 @@ class BaseWorker:
         self._work: dict[tuple[str, str], simulate.StageWork] = {}  # (payload, stage) cache
         self._counters: dict[tuple[str, str], Any] = {}  # metric children, looked up once
         self._histograms: dict[str, Any] = {}
+        # The built-in simulation may be planned up front (and skipped when it is a no-op)
+        # unless a subclass replaced how handlers are chosen or how simulation works.
+        cls = type(self)
+        self._builtin_simulation = (
+            cls.simulate is BaseWorker.simulate and cls.handler_for is BaseWorker.handler_for
+        )
         self._done: asyncio.Queue[Completion | None] = asyncio.Queue()
 
     # -- handlers -------------------------------------------------------------------------
@@ -222,7 +228,7 @@ class BaseWorker:
     def _start(self, claim: Claim) -> None:
         self._held[claim.job_id] = claim
         planned = None
-        if getattr(self, f"handle_{claim.stage}", None) is None:
+        if self._builtin_simulation and getattr(self, f"handle_{claim.stage}", None) is None:
             planned = self._plan(claim)
             if planned[0] <= 0:  # nothing to wait for: finish inline, no task
                 failure = None
