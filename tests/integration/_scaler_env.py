@@ -49,10 +49,11 @@ class OperatorProcess:
     metrics_port: int = 0
     extra_args: tuple[str, ...] = ()
     standalone: bool = True
+    health_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        args = [str(OPERATOR_BIN), "run", "--health-port", "0"]
+        args = [str(OPERATOR_BIN), "run", "--health-port", str(self.health_port)]
         if self.standalone:
             args.append("--standalone")
         args += ["--metrics-port", str(self.metrics_port)]
@@ -137,6 +138,34 @@ def create_worker_deployment(
         },
     }
     client.AppsV1Api(api).create_namespaced_deployment(namespace, body)
+
+
+def create_worker_statefulset(
+    api: client.ApiClient, namespace: str, name: str, replicas: int = 0
+) -> None:
+    """A StatefulSet whose pods sleep (any /scale kind works; this is the second one)."""
+    labels = {"app": name}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 2,
+                    "containers": [
+                        {"name": "worker", "image": "busybox", "command": ["sleep", "3600"]}
+                    ],
+                },
+            },
+        },
+    }
+    client.AppsV1Api(api).create_namespaced_stateful_set(namespace, body)
 
 
 def scaler_body(name: str, target: str, stages: list[str], **spec: Any) -> dict[str, Any]:

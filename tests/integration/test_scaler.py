@@ -8,6 +8,7 @@ and watches what the operator does to the Deployment, the status and the Events.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,77 @@ def test_missing_secret_is_reported_not_scaled(scaler_env: Env) -> None:
     assert "no-such-secret" in cond["message"]
     assert e.dsn not in str(e.scaler())  # the DSN never shows up in status
     e.holds(1)
+
+
+def test_scales_a_statefulset(scaler_env: Env) -> None:
+    e = scaler_env
+    env.create_worker_statefulset(e.api, e.namespace, "embed-worker", replicas=1)
+    body = env.scaler_body(SCALER, "embed-worker", ["embedding"], minReplicas=1)
+    body["spec"]["scaleTargetRef"]["kind"] = "StatefulSet"
+    env.insert_jobs(e.dsn, "embedding", 25)
+    env.create_scaler(e.api, e.namespace, body)
+    apps = client.AppsV1Api(e.api)
+    env.wait_for(
+        lambda: (
+            apps.read_namespaced_stateful_set_scale("embed-worker", e.namespace).spec.replicas == 3
+        ),
+        env.WAIT_S,
+        "StatefulSet at 3 replicas",
+    )
+    assert any(
+        "StatefulSet/embed-worker 1 -> 3" in str(ev.message)
+        for ev in env.events(e.api, e.namespace, SCALER)
+    )
+
+
+def test_metrics_and_liveness_endpoints(
+    kube_cluster: KubeCluster,
+    kube_api: client.ApiClient,
+    namespace: str,
+    crds_installed: list[str],
+    migrated_dsn: str,
+    tmp_path: Path,
+) -> None:
+    env.create_dsn_secret(kube_api, namespace, migrated_dsn)
+    env.create_worker_deployment(kube_api, namespace, WORKER, replicas=0)
+    metrics_port, health_port = env.free_port(), env.free_port()
+    operator = env.OperatorProcess(
+        kube_cluster.kubeconfig,
+        tmp_path / "operator.log",
+        (namespace,),
+        metrics_port=metrics_port,
+        health_port=health_port,
+    ).start()
+    try:
+        env.insert_jobs(migrated_dsn, STAGE, 12)
+        env.create_scaler(kube_api, namespace, env.scaler_body(SCALER, WORKER, [STAGE]))
+        env.wait_for(lambda: env.replicas(kube_api, namespace, WORKER) == 2, 60, "scale to 2")
+
+        def scrape() -> str:
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+
+        labels = f'namespace="{namespace}",scaler="{SCALER}"'
+        text = env.wait_for(
+            lambda: (
+                (t := scrape()) and f"backlog_operator_desired_replicas{{{labels}}} 2.0" in t and t
+            ),
+            30,
+            "desired replicas in /metrics",
+        )
+        ready = f'{labels},stage="parsing",state="ready"'
+        assert f"backlog_operator_backlog_jobs{{{ready}}} 12.0" in text
+        # prometheus-client writes labels in name order
+        assert f'backlog_operator_scale_events_total{{direction="up",{labels}}} 1.0' in text
+        assert "backlog_operator_source_query_seconds_bucket" in text
+        assert "backlog_operator_hub_ticks_total" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=5) as r:
+            assert r.status == 200
+        client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+            env.GROUP, env.VERSION, namespace, env.PLURAL, SCALER
+        )
+        env.wait_for(lambda: env.get_scaler(kube_api, namespace, SCALER) is None, 30, "deleted")
+    finally:
+        operator.stop()
+        print("---- operator log (tail) ----\n" + operator.log()[-4000:])
