@@ -69,6 +69,7 @@ class BaseWorker:
         self.store = JobStore(settings.schema, self.name)
         self.rng = random.Random(settings.seed)
         self.ready = False
+        self.started = False  # became ready at least once
         self.failed = False
         self._tick = time.monotonic()  # the upkeep loop's last turn: proof the loop is alive
         self._stages = claim_order(settings.stages)
@@ -145,7 +146,7 @@ class BaseWorker:
             }
             if self.settings.listen:
                 tasks.add(asyncio.create_task(self._listen_loop(), name="listen"))
-            self.ready = True
+            self.ready = self.started = True
             log.info("worker ready", extra={"fields": self._describe()})
             stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)

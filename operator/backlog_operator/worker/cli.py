@@ -2,23 +2,30 @@
 
 Registered in backlog_operator/cli.py SUBCOMMANDS. Bad input (wrong DSN, unknown
 stage, missing schema) ends with a one-line error and exit status 1; SIGTERM and
-SIGINT start the graceful drain and the process exits 0.
+SIGINT start the graceful drain and the process exits 0. A connection lost after
+start-up (a database restart) is retried with backoff instead of exiting.
 """
 
 import asyncio
+import contextlib
+import functools
 import importlib
 import logging
 import signal
+from collections.abc import Callable
 
 import click
 import psycopg
 
 from backlog_operator.worker import logs, metrics
 from backlog_operator.worker.base import BaseWorker
+from backlog_operator.worker.metrics import WorkerMetrics
 from backlog_operator.worker.settings import UnknownStageError, WorkerSettings, parse_stages
 from backlog_operator.worker.store import SchemaMissingError
 
 log = logging.getLogger(__name__)
+RECONNECT_FIRST_SECONDS = 1.0
+RECONNECT_CAP_SECONDS = 30.0
 
 
 def _stages(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -46,22 +53,60 @@ def _remember_signal(signum: int, _frame: object) -> None:
     _early_signals.append(signum)
 
 
-async def _serve(worker: BaseWorker, port: int) -> None:
+async def _serve(make: Callable[[WorkerMetrics | None], BaseWorker], port: int) -> None:
+    """Run workers until a signal; after a lost connection, reconnect with backoff.
+
+    Only once the first worker got going: bad input at start-up still fails at once.
+    Claims held when the connection broke come back through lease expiry.
+    """
+    current = [make(None)]
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        current[0].stop()
+
     server = None
     if port > 0:
         server = metrics.serve(
-            port, worker.metrics.registry, lambda: worker.healthy, lambda: worker.ready
+            port,
+            current[0].metrics.registry,
+            lambda: current[0].healthy,
+            lambda: current[0].ready,
         )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop)
+        loop.add_signal_handler(signum, stop)
     if _early_signals:  # SIGTERM during start-up: nothing claimed yet, stop right away
-        worker.stop()
+        stop()
+    delay, connected_once = RECONNECT_FIRST_SECONDS, False
     try:
-        await worker.run()
+        while True:
+            worker = current[0]
+            try:
+                await worker.run()
+                return
+            except psycopg.OperationalError as error:
+                connected_once = connected_once or worker.started
+                if not connected_once or stopping.is_set():
+                    raise
+                if worker.started:
+                    delay = RECONNECT_FIRST_SECONDS
+                fields = {"error": _first_line(error), "retry_in_seconds": delay}
+                log.warning("database connection lost; reconnecting", extra={"fields": fields})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            if stopping.is_set():
+                return
+            delay = min(delay * 2, RECONNECT_CAP_SECONDS)
+            current[0] = make(worker.metrics)
     finally:
         if server is not None:
             server.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @click.command()
@@ -187,11 +232,9 @@ def worker(
         seed=seed,
     )
     logs.configure(log_level, worker=settings.name)
-    instance = worker_class(dsn, settings)
     try:
-        asyncio.run(_serve(instance, metrics_port))
+        asyncio.run(_serve(functools.partial(worker_class, dsn, settings), metrics_port))
     except SchemaMissingError as error:
         raise click.ClickException(str(error)) from None
     except psycopg.Error as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise click.ClickException(f"database error: {first_line}") from None
+        raise click.ClickException(f"database error: {_first_line(error)}") from None
