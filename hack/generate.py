@@ -53,6 +53,9 @@ CLUSTER_SCOPED = {
     "storageclasses",
     "priorityclasses",
 }
+# Cluster-scoped resources an operator serving listed namespaces never touches: kopf peers
+# through a namespaced KopfPeering there, so `.cluster` leaves ClusterKopfPeerings out.
+NOT_FOR_NAMESPACED_MODE = {"clusterkopfpeerings"}
 
 
 # ---------------------------------------------------------------- CRD copies
@@ -181,8 +184,8 @@ def rbac_rules() -> dict[Path, str]:
         "Do not edit: change manifests/rbac* and run `make generate`.\n"
         "Each ClusterRole NAME gives three templates: backlog-operator.rules.ROLE (all rules),\n"
         ".namespaced (what a Role in a watched namespace grants) and .cluster (the\n"
-        "cluster-scoped rest). ROLE is NAME without its backlog-operator- prefix,\n"
-        "or `operator`.\n*/}}\n"
+        "cluster-scoped rest a namespaced operator still needs). ROLE is NAME without its\n"
+        "backlog-operator- prefix, or `operator`.\n*/}}\n"
     ]
     paths = sorted(RBAC_SOURCE.glob("*.yaml")) + sorted(RBAC_OPTIONAL.glob("*.yaml"))
     for path in paths:
@@ -193,7 +196,15 @@ def rbac_rules() -> dict[Path, str]:
             role = name.removeprefix("backlog-operator").lstrip("-") or "operator"
             rules = doc.get("rules", [])
             local = [p for p in (split_rule(r)[0] for r in rules) if p]
-            cluster = [p for p in (split_rule(r)[1] for r in rules) if p]
+            cluster = []
+            for part in (split_rule(r)[1] for r in rules):
+                kept = [
+                    r
+                    for r in (part or {}).get("resources", [])
+                    if r.split("/")[0] not in NOT_FOR_NAMESPACED_MODE
+                ]
+                if part and kept:
+                    cluster.append(dict(part, resources=kept))
             for suffix, chosen in (("", rules), (".namespaced", local), (".cluster", cluster)):
                 parts.append(
                     f'{{{{- define "backlog-operator.rules.{role}{suffix}" -}}}}\n'

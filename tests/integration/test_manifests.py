@@ -250,6 +250,7 @@ def test_chart_installs_and_its_operator_scales_a_worker_with_the_charts_rbac(
         assert can(kube_api, user, "get", "", "secrets", "", namespace)
         assert not can(kube_api, user, "patch", "apps", "deployments", "scale", "default")
         assert not can(kube_api, user, "list", "", "secrets", "", namespace)
+        assert not can(kube_api, user, "patch", "kopf.dev", "clusterkopfpeerings", "", "")
 
         env.create_dsn_secret(kube_api, namespace, migrated_dsn)
         env.create_worker_deployment(kube_api, namespace, "parse-worker", replicas=0)
