@@ -64,6 +64,7 @@ def record_run(
     """A finished Spike run: 10 s baseline, 30 s load, 10 s drain, sampled every second."""
     at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
     spec = {
+        "database": {"dsnSecretRef": {"name": "db"}},
         "scalers": list(SCALERS),
         "load": {
             "profile": "Spike",
@@ -72,6 +73,8 @@ def record_run(
             "loadFactor": 2,
             "producers": 10,
             "durationSeconds": 30,
+            "spikeStartSeconds": 10,
+            "spikeDurationSeconds": 10,
         },
         "slo": {"p95EndToEndSeconds": 5.0, "maxLostJobs": 0},
     }
@@ -197,6 +200,7 @@ def test_report_from_a_recorded_run(migrated_dsn: str, tmp_path: Path) -> None:
         "### Pool size",
         "### Replicas and reaction",
         "## Scaling validation",
+        "## Simulated comparison: our policy and KEDA + HPA defaults",
     ]
     assert "**Passed**: all 2 SLOs met." in text
     assert _table_row(text, "throughput")[1] == "7.50 jobs/s"
@@ -308,3 +312,46 @@ def test_latency_falls_back_to_events_after_cleanup(migrated_dsn: str) -> None:
     assert data.latency_source == "events"
     assert sum(p.count for p in data.latency) == 4
     assert {p.p50 for p in data.latency} == {2.0}  # first claim to finalized
+
+
+def _scaler_spec(stages: list[str]) -> dict[str, Any]:
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"},
+        "database": {"dsnSecretRef": {"name": "db"}},
+        "source": {"stages": stages},
+        "maxReplicas": 4,
+        "pollIntervalSeconds": 2,
+        "policy": {"type": "QueueWait", "targetQueueWaitSeconds": 5},
+    }
+
+
+def test_simulated_comparison_replays_the_load(migrated_dsn: str, tmp_path: Path) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        record_run(conn, "sim-0001")
+    scalers = {
+        "parse-workers": _scaler_spec(["queued", "job_validated", "parsing"]),
+        "chunk-workers": _scaler_spec(["chunking", "chunked"]),
+        "embed-workers": _scaler_spec(["embedding", "embedded"]),
+    }
+    path = cli.write_report(migrated_dsn, "sim-0001", out=tmp_path, scalers=scalers)
+    part = path.read_text().split("## Simulated comparison")[1]
+    # 10 jobs/s for 20 s and 40 jobs/s for the 10 s spike (loadFactor 2): 600 in both runs.
+    assert _table_row(part, "jobs")[1:] == ["300", "600", "600"]
+    assert "targetQueryValue per pool: chunk-workers 10, embed-workers 10, parse-workers 10" in part
+    for figure in (
+        "end-to-end p95 (s)",
+        "time to first scale-up (s)",
+        "replica-seconds, all pools",
+    ):
+        live, ours, keda = _table_row(part, figure)[1:]
+        assert float(ours) >= 0 and float(keda) >= 0, (figure, live, ours, keda)
+    # The pool advice now knows each scaler's stages and maxReplicas.
+    pool = path.read_text().split("### Pool size")[1].split("###")[0]
+    assert [r for r in ("parse-workers", "chunk-workers", "embed-workers") if f"| {r} |" in pool]
+
+
+def test_simulated_comparison_needs_the_scalers(migrated_dsn: str, tmp_path: Path) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        record_run(conn, "sim-0002")
+    text = cli.write_report(migrated_dsn, "sim-0002", out=tmp_path).read_text()
+    assert "Not simulated: needs the BacklogScaler specs (pass --kubeconfig)." in text

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from backlog_operator.report import model
 
@@ -29,6 +30,15 @@ class ScalerSpec:
     stages: tuple[str, ...]
     min_replicas: int
     max_replicas: int
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> ScalerSpec:
+        """From a BacklogScaler spec (CRD defaults for what is missing)."""
+        return cls(
+            stages=tuple((spec.get("source") or {}).get("stages") or ()),
+            min_replicas=int(spec.get("minReplicas", 0)),
+            max_replicas=int(spec.get("maxReplicas", 10)),
+        )
 
 
 @dataclass(frozen=True)

@@ -22,27 +22,37 @@ import psycopg
 
 from backlog_operator.db import migrate
 from backlog_operator.db.cli import dsn_option, one_line
-from backlog_operator.report import advice, advisor, charts, document, load, model, sections
+from backlog_operator.report import (
+    advice,
+    advisor,
+    charts,
+    document,
+    load,
+    model,
+    sections,
+    simcompare,
+)
 
 
-def scaler_specs(kubeconfig: str, info: model.RunInfo) -> dict[str, advice.ScalerSpec]:
-    """The run's BacklogScalers (stages, min/max replicas), read from the cluster."""
+def scaler_specs(kubeconfig: str, info: model.RunInfo) -> dict[str, dict[str, Any]]:
+    """The specs of the run's BacklogScalers, read from the cluster (missing ones left out)."""
     from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
 
     api = config.new_client_from_config(config_file=kubeconfig)
     custom: Any = client.CustomObjectsApi(api)
     found = {}
     with api:
         for name in info.spec.get("scalers") or []:
-            obj = custom.get_namespaced_custom_object(
-                "backlog.dev", "v1alpha1", info.namespace, "backlogscalers", name
-            )
-            spec = obj.get("spec") or {}
-            found[name] = advice.ScalerSpec(
-                stages=tuple((spec.get("source") or {}).get("stages") or ()),
-                min_replicas=int(spec.get("minReplicas", 0)),
-                max_replicas=int(spec.get("maxReplicas", 10)),
-            )
+            try:
+                obj = custom.get_namespaced_custom_object(
+                    "backlog.dev", "v1alpha1", info.namespace, "backlogscalers", name
+                )
+            except ApiException as error:
+                if error.status == 404:
+                    continue
+                raise
+            found[name] = dict(obj.get("spec") or {})
     return found
 
 
@@ -53,9 +63,12 @@ def write_report(
     compare_with: str | None = None,
     fmt: str = "md",
     out: Path = Path("reports"),
-    scalers: Mapping[str, advice.ScalerSpec] | None = None,
+    scalers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write the report of `run` under out/<run id>/; returns the report file."""
+    """Write the report of `run` under out/<run id>/; returns the report file.
+
+    `scalers`: the run's BacklogScaler specs by name (scaler_specs), when known.
+    """
     with migrate.connect(dsn) as conn:
         data = load.load(conn, run)
         other = load.load(conn, compare_with) if compare_with else None
@@ -65,7 +78,12 @@ def write_report(
             findings = ()  # the pipeline schema is gone; the results remain
     folder = out / data.info.run_id
     images = charts.draw(data, folder)
-    blocks = sections.build(data, images, findings, scalers, other)
+    known = {name: advice.ScalerSpec.from_spec(spec) for name, spec in (scalers or {}).items()}
+    try:
+        sim = simcompare.simulate(data.info, scalers)
+    except ValueError as error:  # a spec the simulator cannot model: say so in the report
+        sim = simcompare.Comparison(None, None, {}, f"the simulator refused the run: {error}")
+    blocks = sections.build(data, images, findings, known or None, other, sim)
     if fmt == "html":
         path = folder / "report.html"
         path.write_text(document.to_html(blocks, folder, f"ScaleTest {data.info.run_id}"))

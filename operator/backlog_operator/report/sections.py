@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backlog_operator.report import advice, advisor, compare, model
+from backlog_operator.report import advice, advisor, compare, model, simcompare
 from backlog_operator.report import document as d
 from backlog_operator.report.table import fmt
 
@@ -30,6 +30,7 @@ def build(
     findings: Sequence[advisor.Finding],
     scalers: Mapping[str, advice.ScalerSpec] | None = None,
     other: model.RunData | None = None,
+    sim: simcompare.Comparison | None = None,
 ) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(1, f"ScaleTest report: {data.info.run_id}")]
     blocks += summary(data)
@@ -37,6 +38,8 @@ def build(
     blocks += bottleneck(data)
     blocks += optimizations(data, findings, scalers)
     blocks += validation(data, images)
+    if sim is not None:
+        blocks += simulated(data, sim)
     if other is not None:
         blocks += before_after(other, data)
     return blocks
@@ -342,3 +345,37 @@ def before_after(before: model.RunData, after: model.RunData) -> list[d.Block]:
         ),
         d.Table(("figure", "before", "after", "change", "relative", "verdict"), tuple(rows)),
     ]
+
+
+_COUNTS = ("jobs", "max replicas of any pool")
+
+
+def simulated(data: model.RunData, sim: simcompare.Comparison) -> list[d.Block]:
+    blocks: list[d.Block] = [
+        d.Heading(2, "Simulated comparison: our policy and KEDA + HPA defaults")
+    ]
+    if sim.ours is None:
+        blocks.append(d.Para(f"Not simulated: {sim.note}."))
+        return blocks
+    targets = ", ".join(f"{k} {v:g}" for k, v in sorted(sim.keda_target.items()))
+    blocks.append(
+        d.Para(
+            "The same load profile and service times in virtual time (sim.staged: one queue "
+            "per pool, no database or claim latency, no failures), once with each "
+            "BacklogScaler's own policy and once with a KEDA ScaledObject at its defaults "
+            "(polling 30 s, cooldown 300 s, HPA sync 15 s and behavior; same min/max "
+            f"replicas; targetQueryValue per pool: {targets}). Replica-seconds cover each "
+            "run's own span."
+        )
+    )
+    blocks.append(
+        d.Table(
+            ("figure", "live run", "simulated, ours", "simulated, KEDA defaults"),
+            tuple(
+                (name, _s(a, n), _s(b, n), _s(c, n))
+                for name, a, b, c in simcompare.rows(data, sim)
+                for n in [0 if name in _COUNTS else 2]
+            ),
+        )
+    )
+    return blocks
