@@ -72,6 +72,8 @@ def test_make_demo_short_profile(tmp_path: Path) -> None:
     ):
         assert heading in text
     assert f"**{verdict.group(1)}**" in text
+    # The demo hands the report its scalers: the simulated comparison is filled in.
+    assert "| simulated, ours | simulated, KEDA defaults |" in text
     for name in ("backlog.png", "replicas.png", "throughput.png", "latency.png"):
         with Image.open(report.parent / name) as image:
             image.verify()
