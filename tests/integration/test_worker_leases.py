@@ -196,8 +196,17 @@ class Gated(BaseWorker):
 
 def test_running_worker_whose_claim_was_reaped_is_fenced(migrated_dsn: str) -> None:
     support.seed(migrated_dsn, 1)
+    # One slot, busy with the gated job, and no reaper of its own: the job can only be
+    # reaped and re-claimed by the thief below.
     settings = WorkerSettings(
-        stages=("queued",), lease_seconds=600, metrics_port=0, worker_name="slow", listen=False
+        stages=("queued",),
+        concurrency=1,
+        batch_size=1,
+        lease_seconds=600,
+        reap_interval_seconds=3600,
+        metrics_port=0,
+        worker_name="slow",
+        listen=False,
     )
     worker = Gated(migrated_dsn, settings)
 

@@ -60,22 +60,36 @@ def test_sigkilled_workers_lose_nothing_and_complete_nothing_twice(
     kills = 0
     last_kill = time.monotonic()
     with support.workers(migrated_dsn, NAMES, tmp_path, *options) as procs:
+        current = {slot: slot for slot in NAMES}  # slot -> name of the process in it now
 
         def chaos_round() -> bool:
             nonlocal kills, last_kill
             if support.unfinished(migrated_dsn) == 0:
                 return True
-            # A kill every ~1.5 s, at most MAX_KILLS: restarts are slow on a busy machine.
-            if kills < MAX_KILLS and time.monotonic() - last_kill > rng.uniform(1.0, 2.0):
-                last_kill = time.monotonic()
-                name = rng.choice(NAMES)
-                procs[name].send_signal(signal.SIGKILL)
-                procs[name].wait()
-                kills += 1
-                # Half come back under the same name (a container restart): only the claim
-                # token then tells the old claim from the new one.
-                new_name = name if rng.random() < 0.5 else f"{name}-r{kills}"
-                procs[name] = support.spawn(migrated_dsn, new_name, tmp_path, *options)
+            # A kill every ~1.5 s, at most MAX_KILLS (restarts are slow on a busy machine),
+            # always of a process that holds claims right now.
+            if kills >= MAX_KILLS or time.monotonic() - last_kill < rng.uniform(1.0, 2.0):
+                return False
+            holders = {
+                name
+                for (name,) in support.rows(
+                    migrated_dsn,
+                    "SELECT DISTINCT claimed_by FROM upload_pipeline.upload_jobs "
+                    "WHERE state = 'working'",
+                )
+            }
+            slots = [s for s in NAMES if current[s] in holders and procs[s].poll() is None]
+            if not slots:
+                return False
+            slot = rng.choice(slots)
+            procs[slot].send_signal(signal.SIGKILL)
+            procs[slot].wait()
+            kills += 1
+            last_kill = time.monotonic()
+            # Half come back under the same name (a container restart): only the claim
+            # token then tells the old claim from the new one.
+            current[slot] = slot if rng.random() < 0.5 else f"{slot}-r{kills}"
+            procs[slot] = support.spawn(migrated_dsn, current[slot], tmp_path, *options)
             return False
 
         support.wait_until(chaos_round, timeout=150, what="all jobs done despite kills")
