@@ -1,4 +1,4 @@
-"""`backlog-operator run`: the BacklogScaler operator process.
+"""`backlog-operator run`: the operator process (BacklogScalers and ScaleTests).
 
     backlog-operator run [--namespace NS ... | --all-namespaces] [--metrics-port 8080]
                          [--health-port 8081] [--standalone | --peering NAME]
@@ -85,7 +85,9 @@ def run(
         namespaces, all_namespaces, metrics_port, health_port, standalone, peering, priority
     )
     kopf.configure(verbose=verbose)
-    from backlog_operator.scaler import handlers  # noqa: F401  (registers the handlers)
+    # Importing registers the kopf handlers: BacklogScalers and ScaleTests, one process.
+    from backlog_operator.scaler import handlers  # noqa: F401
+    from backlog_operator.scaletest import handlers as scaletest_handlers  # noqa: F401
 
     if options.metrics_port:
         metrics.serve(options.metrics_port)
