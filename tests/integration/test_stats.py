@@ -63,7 +63,8 @@ def _run(*args: str) -> str:
 
 
 def test_stats_counts_ready_in_flight_done_and_latencies(migrated_dsn: str) -> None:
-    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+    # One transaction: every now() below is the same instant, so the expected figures are exact.
+    with psycopg.connect(migrated_dsn) as conn:
         for _ in range(3):
             _job(conn, "parsing", "queued")
         _job(conn, "parsing", "retryable", retry_in=-5)  # due: ready
@@ -102,7 +103,8 @@ def test_stats_counts_ready_in_flight_done_and_latencies(migrated_dsn: str) -> N
 
 
 def test_stats_plain_table_and_watch(migrated_dsn: str) -> None:
-    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+    # One transaction: every now() below is the same instant, so the expected figures are exact.
+    with psycopg.connect(migrated_dsn) as conn:
         _job(conn, "embedding", "queued")
         _job(conn, "embedding", "working")
     out = _run("--dsn", migrated_dsn, "--plain")
