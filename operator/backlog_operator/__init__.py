@@ -1,3 +1,3 @@
-"""backlog-operator: size PostgreSQL job-pipeline workers to their backlog; load-test the pipeline."""
+"""backlog-operator: PostgreSQL backlog autoscaler and pipeline load tests."""
 
 __version__ = "0.1.0"
