@@ -41,7 +41,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["runtime"] = Runtime.create(options)
 
 
-@kopf.daemon(scalers.GROUP, scalers.VERSION, scalers.PLURAL, cancellation_timeout=5.0)
+# kopf first sets `stopped` and waits cancellation_backoff for a graceful exit (the loop
+# checks every second), then cancels; after cancellation_timeout it gives up.
+@kopf.daemon(
+    scalers.GROUP,
+    scalers.VERSION,
+    scalers.PLURAL,
+    cancellation_backoff=3.0,
+    cancellation_timeout=5.0,
+)
 async def scale(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     """One long-lived loop per BacklogScaler (a live body: spec changes apply next tick)."""
     await loop.run_scaler(memo["runtime"], body, stopped)

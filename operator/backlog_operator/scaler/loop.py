@@ -31,6 +31,7 @@ from backlog_operator.sources.subscriber import Subscriber, Subscription
 logger = logging.getLogger(__name__)
 PAUSED_ANNOTATION = "backlog.dev/paused"
 PROBLEM_RETRY_S = 5.0  # invalid spec / unreadable Secret: look again this often
+STOP_CHECK_S = 1.0  # below the daemon's cancellation_backoff (scaler.handlers)
 
 
 def paused_by(body: Mapping[str, Any], spec: BacklogScalerSpec) -> str | None:
@@ -124,7 +125,7 @@ async def run_scaler(rt: Runtime, body: Mapping[str, Any], stopped: kopf.DaemonS
                     state,
                     clock(),
                 )
-                await asyncio.sleep(PROBLEM_RETRY_S)
+                await stopped.wait(PROBLEM_RETRY_S)  # returns early on stop
                 continue
             try:
                 dsn = await _resolve_dsn(rt, namespace, spec, src)
@@ -140,7 +141,7 @@ async def run_scaler(rt: Runtime, body: Mapping[str, Any], stopped: kopf.DaemonS
                     state,
                     clock(),
                 )
-                await asyncio.sleep(PROBLEM_RETRY_S)
+                await stopped.wait(PROBLEM_RETRY_S)  # returns early on stop
                 continue
             if subscribed_dsn != dsn:
                 await src.close()
@@ -148,8 +149,9 @@ async def run_scaler(rt: Runtime, body: Mapping[str, Any], stopped: kopf.DaemonS
             subscribed_dsn = dsn
             assert src.subscriber is not None
             try:
-                # Bounded wait: spec, pause and Secret changes are seen even without readings.
-                reading = await src.subscriber.next(timeout=max(spec.poll_interval_s * 2, 5))
+                # Short, bounded waits: a stop request (deletion, shutdown, peering pause)
+                # ends the loop within STOP_CHECK_S, before kopf resorts to cancelling it.
+                reading = await src.subscriber.next(timeout=STOP_CHECK_S)
             except TimeoutError:
                 continue
             # The body changed while we waited: take spec, generation and annotations from
