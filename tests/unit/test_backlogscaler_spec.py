@@ -54,8 +54,8 @@ def test_empty_spec_gets_every_default() -> None:
     assert (cfg.min_replicas, cfg.max_replicas, cfg.tolerance, cfg.paused) == (0, 10, 0.1, False)
     assert cfg.policy == t.PolicySpec(
         type=t.PolicyType.QUEUE_WAIT,
-        target_queue_wait_s=30.0,
-        target_utilization=0.8,
+        target_queue_wait_s=5.0,
+        target_utilization=1.0,
         backlog_per_replica=10.0,
         activation_backlog=0,
         idle_cooldown_s=120.0,
@@ -64,10 +64,10 @@ def test_empty_spec_gets_every_default() -> None:
     up, down = cfg.behavior.scale_up, cfg.behavior.scale_down
     assert (up.stabilization_window_s, up.select_policy) == (0.0, t.SelectPolicy.MAX)
     assert up.policies == (
-        t.RatePolicy(t.RatePolicyType.PERCENT, 100, 15.0),
+        t.RatePolicy(t.RatePolicyType.PERCENT, 400, 15.0),
         t.RatePolicy(t.RatePolicyType.PODS, 4, 15.0),
     )
-    assert (down.stabilization_window_s, down.select_policy) == (300.0, t.SelectPolicy.MAX)
+    assert (down.stabilization_window_s, down.select_policy) == (60.0, t.SelectPolicy.MAX)
     assert down.policies == (t.RatePolicy(t.RatePolicyType.PERCENT, 100, 15.0),)
     assert cfg.fallback == t.Fallback(3, t.FallbackBehavior.HOLD, 2)
 

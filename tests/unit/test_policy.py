@@ -23,6 +23,8 @@ from backlog_operator.policy.types import (
     ScalingRules,
     SelectPolicy,
     Signals,
+    hpa_scale_down,
+    hpa_scale_up,
 )
 
 # No stabilization, no rate limits: isolates the demand and zero rules.
@@ -66,20 +68,49 @@ def test_backlog_per_replica_counts_in_flight_like_keda_average_value() -> None:
 def test_queue_wait_is_littles_law_plus_drain_term() -> None:
     signals = Signals(ready=120, in_flight=4, arrival_rate_per_s=6.0, service_time_s=1.0)
     d = demand.compute(qw(target_queue_wait_s=30, target_utilization=0.8), signals)
-    # serve = 6 * 1.0 / 0.8 = 7.5; drain = 120 * 1.0 / 30 = 4
-    assert d.replicas == pytest.approx(11.5)
-    assert run(config(), signals, 10).desired_replicas == 12
+    # serve = 6 * 1.0 / 0.8 = 7.5; allowance = 6 * 30 / 2 = 90; drain = (120 - 90) / 30 = 1
+    assert d.replicas == pytest.approx(8.5)
+    assert d.basis == "QueueWait: serve 7.5 + drain 1.0"
+    # Defaults (W 5 s, utilization 1.0): serve 6; drain = (120 - 6 * 5 / 2) * 1.0 / 5 = 21
+    assert demand.compute(PolicySpec(), signals).replicas == pytest.approx(27)
+    assert run(config(), signals, 10).desired_replicas == 27
+
+
+def test_queue_within_the_wait_allowance_is_not_drained() -> None:
+    # rate 10/s, W 5 s: a queue of 10 * 5 / 2 = 25 jobs means a mean wait of W/2.
+    def replicas(ready: int) -> float:
+        signals = Signals(ready=ready, arrival_rate_per_s=10.0, service_time_s=1.0)
+        return demand.compute(PolicySpec(), signals).replicas
+
+    assert replicas(0) == replicas(25) == pytest.approx(10)
+    assert replicas(35) == pytest.approx(10 + (35 - 25) / 5)
+    # No arrivals, no allowance: one ready job is drained (the floor of one replica).
+    assert demand.compute(PolicySpec(), Signals(ready=1, service_time_s=1.0)).replicas > 0
 
 
 def test_design_example_worked_in_decision_0005() -> None:
+    # DESIGN.md's spec sets targetQueueWaitSeconds 30 and targetUtilization 0.8.
+    example = qw(target_queue_wait_s=30, target_utilization=0.8)
     signals = Signals(ready=120, in_flight=8, arrival_rate_per_s=6.1, service_time_s=0.9)
-    assert demand.compute(PolicySpec(), signals).replicas == pytest.approx(8 + 3.6)
-    assert run(config(), signals, 4).desired_replicas == 12
+    # serve = 6.1 * 0.9 / 0.8 = 6.8625 (in-flight floor 8 * 0.9 / 30 = 0.24 does not bind);
+    # drain = (120 - 6.1 * 30 / 2) * 0.9 / 30 = 0.855
+    assert demand.compute(example, signals).replicas == pytest.approx(6.8625 + 0.855)
+    assert run(config(policy=example), signals, 4).desired_replicas == 8
+    # The same reading under the defaults (W 5 s, utilization 1.0):
+    # 5.49 + (120 - 15.25) * 0.9 / 5 = 24.345
+    assert demand.compute(PolicySpec(), signals).replicas == pytest.approx(24.345)
 
 
-def test_queue_wait_never_below_in_flight() -> None:
-    signals = Signals(ready=0, in_flight=9, arrival_rate_per_s=0.1, service_time_s=1.0)
-    assert run(config(), signals, 9).desired_replicas == 9
+def test_in_flight_floor_holds_long_jobs_only() -> None:
+    # Jobs as long as W (5 s) or longer: every busy replica is kept, even with no arrivals
+    # (a stale rate must not release long jobs for a rerun).
+    long_jobs = Signals(ready=0, in_flight=9, arrival_rate_per_s=0.1, service_time_s=10.0)
+    assert run(config(), long_jobs, 9).desired_replicas == 9
+    # Short jobs count for S/W of a replica each: 9 * 1/5 = 1.8; the busy pods being
+    # scaled in finish their one-second jobs while they drain.
+    short_jobs = dataclasses.replace(long_jobs, service_time_s=1.0)
+    assert demand.compute(PolicySpec(), short_jobs).replicas == pytest.approx(1.8)
+    assert run(config(), short_jobs, 9).desired_replicas == 2
 
 
 def test_unknown_service_time_falls_back_to_backlog_per_replica_and_says_so() -> None:
@@ -105,8 +136,8 @@ def test_upstream_flow_counts_as_arrivals_only_when_configured() -> None:
     )
     without = run(config(), signals, 2)
     with_upstream = run(config(policy=qw(upstream_stages=("chunking",))), signals, 2)
-    assert without.desired_replicas == 2  # max(1/0.8, 1) -> 2
-    assert with_upstream.desired_replicas == 10  # 8 * 1 / 0.8
+    assert without.desired_replicas == 1  # 1 * 1 / 1.0
+    assert with_upstream.desired_replicas == 8  # 8 * 1 / 1.0
     # max, not sum: the same jobs are counted once.
     assert demand.arrival_rate(qw(upstream_stages=("x",)), signals) == 8.0
 
@@ -118,6 +149,7 @@ def test_activation_from_zero_only_above_activation_backlog() -> None:
     cfg = config(policy=qw(activation_backlog=5))
     idle = run(cfg, Signals(ready=5, in_flight=0), 0)
     assert (idle.desired_replicas, idle.reason, idle.active) == (0, Reason.IDLE, False)
+    assert idle.message.endswith("; at or below activationBacklog=5")
     active = run(cfg, Signals(ready=6, in_flight=0), 0)
     assert active.desired_replicas >= 1
     assert active.reason is Reason.ACTIVATE and active.active
@@ -131,8 +163,17 @@ def test_activation_reaches_one_even_when_policies_only_allow_percent() -> None:
     assert decision.desired_replicas == 1
 
 
-def test_default_behavior_activates_to_four_pods_then_doubles() -> None:
-    cfg = ScalerConfig(min_replicas=0, max_replicas=100)
+@pytest.mark.parametrize(
+    ("behavior_rules", "after_one_period"),
+    [
+        (Behavior(), 20),  # ours: max(400 % of 4, 4 pods) = 4 + 16
+        (Behavior(hpa_scale_up(), hpa_scale_down()), 8),  # HPA's: max(100 % of 4, 4 pods)
+    ],
+)
+def test_default_behavior_activates_to_four_pods_then_grows_per_period(
+    behavior_rules: Behavior, after_one_period: int
+) -> None:
+    cfg = ScalerConfig(min_replicas=0, max_replicas=100, behavior=behavior_rules)
     big = Signals(ready=10_000, in_flight=0, arrival_rate_per_s=50, service_time_s=1.0)
     first = policy.decide(cfg, big, 0, ScalerHistory(), 0.0)
     assert first.desired_replicas == 4
@@ -140,7 +181,7 @@ def test_default_behavior_activates_to_four_pods_then_doubles() -> None:
     assert within_period.desired_replicas == 4
     assert within_period.reason is Reason.LIMITED_BY_BEHAVIOR
     next_period = policy.decide(cfg, big, 4, within_period.history, 15.5)
-    assert next_period.desired_replicas == 8  # max(100 % of 4, 4 pods)
+    assert next_period.desired_replicas == after_one_period
 
 
 def test_idle_cooldown_before_zero() -> None:
@@ -176,6 +217,7 @@ def test_tolerance_keeps_current_for_small_changes() -> None:
     cfg = config(policy=qw(type=PolicyType.BACKLOG_PER_REPLICA, backlog_per_replica=10))
     within = run(cfg, Signals(ready=105), 10)  # 10.5 vs 10
     assert (within.desired_replicas, within.reason) == (10, Reason.WITHIN_TOLERANCE)
+    assert within.message.endswith("(BacklogPerReplica: (105+0)/10); 11 is within tolerance of 10")
     outside = run(cfg, Signals(ready=115), 10)  # 11.5 vs 10
     assert outside.desired_replicas == 12
     strict = run(dataclasses.replace(cfg, tolerance=0.0), Signals(ready=105), 10)
@@ -228,14 +270,13 @@ def test_scale_up_uses_lowest_recommendation_in_window() -> None:
 
 
 def test_first_decision_seeds_scale_down_window_with_current() -> None:
-    cfg = ScalerConfig(min_replicas=1, max_replicas=10)  # default 300 s scale-down window
-    restart = policy.decide(
-        cfg, Signals(ready=0, in_flight=1, service_time_s=1), 8, ScalerHistory(), 0.0
-    )
+    cfg = ScalerConfig(min_replicas=1, max_replicas=10)  # default 60 s scale-down window
+    reading = Signals(ready=0, in_flight=1, service_time_s=1)
+    restart = policy.decide(cfg, reading, 8, ScalerHistory(), 0.0)
     assert restart.desired_replicas == 8
-    settled = policy.decide(
-        cfg, Signals(ready=0, in_flight=1, service_time_s=1), 8, restart.history, 301.0
-    )
+    held = policy.decide(cfg, reading, 8, restart.history, 59.0)
+    assert (held.desired_replicas, held.reason) == (8, Reason.STABILIZED)
+    settled = policy.decide(cfg, reading, 8, held.history, 61.0)
     assert settled.desired_replicas == 1
 
 
@@ -274,7 +315,7 @@ def test_history_stays_bounded() -> None:
         ready = (second * 7919) % 400  # noisy
         d = policy.decide(cfg, Signals(ready=ready, service_time_s=1.0), current, history, second)
         current, history = d.desired_replicas, d.history
-    assert len(history.recommendations) <= 301
+    assert len(history.recommendations) <= 61  # one a second within the 60 s window, at most
     assert len(history.scale_up_events) + len(history.scale_down_events) <= 32
 
 

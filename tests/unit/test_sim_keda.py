@@ -113,6 +113,10 @@ def test_scaled_object_yaml_fields_and_errors() -> None:
     assert (config.polling_interval_s, config.cooldown_s, config.max_replicas) == (10, 60, 50)
     assert (config.target_value, config.activation_value) == (5.0, 2.0)
     assert config.scale_down.stabilization_window_s == 30
+    # Omitted behavior fields are HPA's defaults, not the BacklogScaler's (0006).
+    assert config.scale_up.policies == KedaConfig().scale_up.policies
+    assert [p.value for p in config.scale_up.policies] == [100, 4]
+    assert KedaConfig().scale_down.stabilization_window_s == 300
     with pytest.raises(ValueError, match=r"spec\.triggers\[0\]\.metadata\.targetQueryValue"):
         parse_scaled_object({"spec": {"triggers": [{"metadata": {}}]}})
     with pytest.raises(ValueError, match=r"horizontalPodAutoscalerConfig\.behavior\.scaleDown"):

@@ -54,7 +54,7 @@ SCHEMA_DEFAULTS: Final[Mapping[str, object]] = {
     "behavior.scaleUp.stabilizationWindowSeconds": t.DEFAULT_SCALE_UP_STABILIZATION_S,
     "behavior.scaleUp.selectPolicy": t.DEFAULT_SELECT_POLICY.value,
     "behavior.scaleUp.policies": [
-        {"type": "Percent", "value": 100, "periodSeconds": 15},
+        {"type": "Percent", "value": t.DEFAULT_SCALE_UP_PERCENT, "periodSeconds": 15},
         {"type": "Pods", "value": 4, "periodSeconds": 15},
     ],
     "behavior.scaleDown.stabilizationWindowSeconds": t.DEFAULT_SCALE_DOWN_STABILIZATION_S,
@@ -325,12 +325,22 @@ def _rules(behavior: Mapping[str, Any], key: str, default: t.ScalingRules) -> t.
     )
 
 
-def _behavior(spec: Mapping[str, Any]) -> t.Behavior:
+def _behavior(spec: Mapping[str, Any], defaults: t.Behavior | None = None) -> t.Behavior:
     obj = _object(spec, "behavior", "spec.behavior", {"scaleUp", "scaleDown"})
+    base = t.Behavior() if defaults is None else defaults
     return t.Behavior(
-        scale_up=_rules(obj, "scaleUp", t.default_scale_up()),
-        scale_down=_rules(obj, "scaleDown", t.default_scale_down()),
+        scale_up=_rules(obj, "scaleUp", base.scale_up),
+        scale_down=_rules(obj, "scaleDown", base.scale_down),
     )
+
+
+def parse_behavior(behavior: object, defaults: t.Behavior) -> t.Behavior:
+    """An HPA-shaped `behavior` alone, omitted fields from `defaults`.
+
+    The KEDA model (sim.keda_spec) passes HPA's defaults, which differ from ours
+    (docs/decisions/0006). Raises ValueError naming the field, as `spec.behavior...`.
+    """
+    return _behavior({"behavior": behavior}, defaults)
 
 
 def _fallback(spec: Mapping[str, Any], max_replicas: int) -> t.Fallback:

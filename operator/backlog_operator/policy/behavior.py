@@ -24,27 +24,46 @@ from backlog_operator.policy.types import (
 
 
 def _longest_period(behavior: Behavior) -> float:
-    periods = [p.period_s for p in behavior.scale_up.policies + behavior.scale_down.policies]
-    return max(periods, default=0.0)
+    longest = 0.0
+    for policy in behavior.scale_up.policies:
+        if policy.period_s > longest:
+            longest = policy.period_s
+    for policy in behavior.scale_down.policies:
+        if policy.period_s > longest:
+            longest = policy.period_s
+    return longest
+
+
+def _all_after(entries: tuple[Recommendation, ...] | tuple[ScaleEvent, ...], cut: float) -> bool:
+    # A plain loop: all() over a generator costs more for these few entries.
+    for entry in entries:  # noqa: SIM110
+        if entry.at <= cut:
+            return False
+    return True
 
 
 def prune(history: ScalerHistory, behavior: Behavior, now: float) -> ScalerHistory:
     """Drop recommendations and events no window or period can see any more (bounded size)."""
-    window = max(
-        behavior.scale_up.stabilization_window_s, behavior.scale_down.stabilization_window_s
+    up, down = behavior.scale_up.stabilization_window_s, behavior.scale_down.stabilization_window_s
+    window_cut = now - (up if up > down else down)
+    period_cut = now - _longest_period(behavior)
+    recs, ups, downs = (
+        history.recommendations,
+        history.scale_up_events,
+        history.scale_down_events,
     )
-    period = _longest_period(behavior)
-    recs = tuple(r for r in history.recommendations if r.at > now - window)
-    ups = tuple(e for e in history.scale_up_events if e.at > now - period)
-    downs = tuple(e for e in history.scale_down_events if e.at > now - period)
+    # Usually nothing has expired: check before building new tuples (decide runs often).
     if (
-        len(recs) == len(history.recommendations)
-        and len(ups) == len(history.scale_up_events)
-        and len(downs) == len(history.scale_down_events)
+        _all_after(recs, window_cut)
+        and _all_after(ups, period_cut)
+        and _all_after(downs, period_cut)
     ):
         return history
     return dataclasses.replace(
-        history, recommendations=recs, scale_up_events=ups, scale_down_events=downs
+        history,
+        recommendations=tuple(r for r in recs if r.at > window_cut),
+        scale_up_events=tuple(e for e in ups if e.at > period_cut),
+        scale_down_events=tuple(e for e in downs if e.at > period_cut),
     )
 
 
@@ -65,12 +84,15 @@ def record(
     kept = [newest]
     highest_after = lowest_after = replicas
     for rec in reversed(recommendations):
-        if (rec.replicas > highest_after and rec.at > down_cut) or (
-            rec.replicas < lowest_after and rec.at > up_cut
-        ):
-            kept.append(rec)
-        highest_after = max(highest_after, rec.replicas)
-        lowest_after = min(lowest_after, rec.replicas)
+        replicas = rec.replicas
+        if replicas > highest_after:
+            if rec.at > down_cut:
+                kept.append(rec)
+            highest_after = replicas
+        elif replicas < lowest_after:
+            if rec.at > up_cut:
+                kept.append(rec)
+            lowest_after = replicas
     kept.reverse()
     return tuple(kept)
 
@@ -89,16 +111,22 @@ def stabilize(
     up_floor = recommendation
     down_ceiling = recommendation
     for rec in recommendations:
-        if rec.at > up_cutoff:
-            up_floor = min(up_floor, rec.replicas)
-        if rec.at > down_cutoff:
-            down_ceiling = max(down_ceiling, rec.replicas)
-    return min(max(current, up_floor), down_ceiling)
+        replicas = rec.replicas
+        if replicas < up_floor and rec.at > up_cutoff:
+            up_floor = replicas
+        if replicas > down_ceiling and rec.at > down_cutoff:
+            down_ceiling = replicas
+    result = current if current > up_floor else up_floor
+    return result if result < down_ceiling else down_ceiling
 
 
 def _change_in_period(events: tuple[ScaleEvent, ...], period_s: float, now: float) -> int:
     cutoff = now - period_s
-    return sum(e.change for e in events if e.at > cutoff)
+    total = 0
+    for event in events:  # a loop, not sum(generator): cheaper for a few events
+        if event.at > cutoff:
+            total += event.change
+    return total
 
 
 def _period_start(current: int, history: ScalerHistory, period_s: float, now: float) -> int:

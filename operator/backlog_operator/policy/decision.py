@@ -9,12 +9,15 @@ stabilization -> Pods/Percent limits. Cost is O(entries in the windows).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 from backlog_operator.policy import behavior, demand
 from backlog_operator.policy.types import (
     Decision,
     FallbackBehavior,
+    PolicySpec,
     Reason,
     Recommendation,
     ScalerConfig,
@@ -26,7 +29,13 @@ _EPSILON = 1e-9  # float fuzz: 0.1 * 3 / 0.1 must round up to 3, not 4
 
 
 def _ceil(value: float) -> int:
-    return max(math.ceil(value - _EPSILON), 0)
+    rounded = math.ceil(value - _EPSILON)
+    return rounded if rounded > 0 else 0
+
+
+def _text(text: str) -> Callable[[], str]:
+    """An `explain` for a message already formatted (the rare paths)."""
+    return lambda: text
 
 
 def _describe(signals: Signals, d: demand.Demand) -> str:
@@ -35,6 +44,31 @@ def _describe(signals: Signals, d: demand.Demand) -> str:
         f"ready={signals.ready} inFlight={signals.in_flight} "
         f"arrival={d.arrival_rate_per_s:.2f}/s serviceTime={service}"
     )
+
+
+def _message(
+    signals: Signals,
+    need: demand.Demand,
+    final: int,
+    note: str,
+    raw: int,
+    rec: int,
+    current: int,
+    stabilized: int,
+    high: int,
+    policy: PolicySpec,
+) -> str:
+    """The message of a good reading (Decision.explain): the reading, the result, why."""
+    numbers = note.format(
+        raw=raw,
+        rec=rec,
+        current=current,
+        stabilized=stabilized,
+        high=high,
+        activation=policy.activation_backlog,
+        cooldown=policy.idle_cooldown_s,
+    )
+    return f"{_describe(signals, need)} -> {final} replicas ({need.basis}){numbers}"
 
 
 def decide(
@@ -49,22 +83,23 @@ def decide(
     `now` is seconds on any monotonic scale (virtual time in the simulator).
     Callers store `Decision.history` and pass it back unchanged next time.
     """
-    current = max(current_replicas, 0)
+    current = current_replicas if current_replicas > 0 else 0
     history = behavior.prune(history, config.behavior, now)
-    failures = 0 if signals.ok else history.consecutive_failures + 1
-    fallback_active = not signals.ok and failures >= config.fallback.failure_threshold
+    ok = signals.ok
+    failures = 0 if ok else history.consecutive_failures + 1
+    fallback_active = not ok and failures >= config.fallback.failure_threshold
 
     if config.paused:
         return Decision(
             desired_replicas=current,
             current_replicas=current,
             reason=Reason.PAUSED,
-            message=f"paused: keeping {current} replicas",
             active=current > 0,
             fallback_active=fallback_active,
             raw_recommendation=current,
             demand=float(current),
             history=behavior.next_history(history, current, current, now, failures=failures),
+            explain=_text(f"paused: keeping {current} replicas"),
         )
 
     low, high = config.min_replicas, config.max_replicas
@@ -76,15 +111,15 @@ def decide(
             desired_replicas=target,
             current_replicas=current,
             reason=reason,
-            message=f"{current} replicas outside [{low}, {high}] -> {target}",
             active=target > 0,
             fallback_active=fallback_active,
             raw_recommendation=target,
             demand=float(target),
             history=behavior.next_history(history, current, target, now, failures=failures),
+            explain=_text(f"{current} replicas outside [{low}, {high}] -> {target}"),
         )
 
-    if not signals.ok:
+    if not ok:
         return _on_failure(config, current, history, failures, fallback_active, now)
     return _evaluate(config, signals, current, history, now)
 
@@ -116,12 +151,12 @@ def _on_failure(
         desired_replicas=target,
         current_replicas=current,
         reason=reason,
-        message=message,
         active=current > 0,
         fallback_active=fallback_active,
         raw_recommendation=target,
         demand=float(target),
         history=behavior.next_history(history, current, target, now, failures=failures),
+        explain=_text(message),
     )
 
 
@@ -133,9 +168,11 @@ def _evaluate(
     low, high = config.min_replicas, config.max_replicas
     need = demand.compute(policy, signals)
     raw = _ceil(need.replicas)
-    work = max(signals.ready, 0) + max(signals.in_flight, 0)
-    # Arrivals count as activity too: a fast stage can show an empty queue between
-    # jobs, and dropping it to zero would only make the next job wait for a cold start.
+    work = (signals.ready if signals.ready > 0 else 0) + (
+        signals.in_flight if signals.in_flight > 0 else 0
+    )
+    # Arrivals count as activity too: a fast stage can show an empty queue between jobs,
+    # and dropping it to zero would only make the next job wait for a cold start.
     busy = work > 0 or need.arrival_rate_per_s > 0
     first_reading = history.last_active_at is None
     last_active = now if busy or history.last_active_at is None else history.last_active_at
@@ -145,33 +182,32 @@ def _evaluate(
         recs = (*recs, Recommendation(at=now, replicas=current))
 
     within_tolerance = False
-    stabilized = None
+    stabilized = rec = final = 0
+    # The note is a str.format template over the numbers below, formatted only when the
+    # message is read (decide runs many times a second; see Decision.explain).
+    note = ""
     if current == 0:
         if work <= policy.activation_backlog:
-            rec = final = 0
-            reason, note = (
-                Reason.IDLE,
-                f"; at or below activationBacklog={policy.activation_backlog}",
-            )
+            reason, note = Reason.IDLE, "; at or below activationBacklog={activation}"
         else:
             # Leaving zero is activation, not HPA scaling: always at least one replica.
             rec = min(max(raw, 1), high)
             stabilized = max(behavior.stabilize(rec, current, recs, rules, now), 1)
             up_limit = behavior.scale_up_limit(current, rules.scale_up, history, now)
             final = max(min(stabilized, up_limit), 1)
-            reason, note = Reason.ACTIVATE, ""
+            reason = Reason.ACTIVATE
     elif low == 0 and not busy and now - last_active >= policy.idle_cooldown_s:
         # The idle cooldown is this transition's own window: no stabilization on top,
         # but the scale-down policies (and Disabled) still apply.
-        rec = 0
         final = behavior.limit(0, current, rules, history, now)
         reason = Reason.IDLE_COOLDOWN if final == 0 else Reason.LIMITED_BY_BEHAVIOR
-        note = f"; idle for {policy.idle_cooldown_s:g}s"
+        note = "; idle for {cooldown:g}s"
     else:
         # Running, or not yet idle long enough: never below one replica.
-        floor = max(low, 1)
+        floor = low if low > 1 else 1
         within_tolerance = abs(need.replicas / current - 1) <= config.tolerance
-        rec = min(max(current if within_tolerance else raw, floor), high)
+        rec = current if within_tolerance else raw
+        rec = floor if rec < floor else high if rec > high else rec
         stabilized = behavior.stabilize(rec, current, recs, rules, now)
         final = behavior.limit(stabilized, current, rules, history, now)
         reason, note = _reason(current, raw, rec, stabilized, final, within_tolerance, high)
@@ -185,16 +221,19 @@ def _evaluate(
         last_active_at=last_active,
         recommendations=behavior.record(recs, rec, rules, now),
     )
+
     return Decision(
         desired_replicas=final,
         current_replicas=current,
         reason=reason,
-        message=f"{_describe(signals, need)} -> {final} replicas ({need.basis}){note}",
         active=busy and (current > 0 or work > policy.activation_backlog),
         fallback_active=False,
         raw_recommendation=raw,
         demand=need.replicas,
         history=history,
+        explain=functools.partial(
+            _message, signals, need, final, note, raw, rec, current, stabilized, high, policy
+        ),
     )
 
 
@@ -207,18 +246,18 @@ def _reason(
     within_tolerance: bool,
     high: int,
 ) -> tuple[Reason, str]:
-    """The most telling reason for a running target, and a note for the message."""
-    capped = f"; capped at maxReplicas={high}" if raw > high else ""
+    """The most telling reason for a running target, and a note template for the message."""
+    capped = "; capped at maxReplicas={high}" if raw > high else ""
     if final == current:
         if within_tolerance and raw != current:
-            return Reason.WITHIN_TOLERANCE, f"; {raw} is within tolerance of {current}"
+            return Reason.WITHIN_TOLERANCE, "; {raw} is within tolerance of {current}"
         if rec == current:
             return (Reason.AT_MAX_REPLICAS, capped) if raw > high else (Reason.HOLD, "")
         if stabilized == current:
-            return Reason.STABILIZED, f"; {rec} held back by the stabilization window"
-        return Reason.LIMITED_BY_BEHAVIOR, f"; {stabilized} not allowed by the behavior policies"
+            return Reason.STABILIZED, "; {rec} held back by the stabilization window"
+        return Reason.LIMITED_BY_BEHAVIOR, "; {stabilized} not allowed by the behavior policies"
     if final != stabilized:
-        return Reason.LIMITED_BY_BEHAVIOR, f"; {stabilized} limited by the behavior policies"
+        return Reason.LIMITED_BY_BEHAVIOR, "; {stabilized} limited by the behavior policies"
     if stabilized != rec:
-        return Reason.STABILIZED, f"; {rec} stabilized to {stabilized}"
+        return Reason.STABILIZED, "; {rec} stabilized to {stabilized}"
     return (Reason.SCALE_UP if final > current else Reason.SCALE_DOWN), capped

@@ -14,23 +14,41 @@ from backlog_operator.policy.types import PolicySpec, PolicyType, Signals
 
 # Far above any maxReplicas; keeps absurd readings (a huge service time) finite.
 _MAX_DEMAND = 1e9
+_INF = math.inf
 
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """The unrounded replicas the signals call for, and how they were computed."""
+    """The unrounded replicas the signals call for, and how they were computed.
+
+    `terms` are the numbers behind `basis`: QueueWait's (serve, drain), or
+    (ready, in_flight, backlog_per_replica) when sized by count. `basis` is formatted
+    only when read: decide runs many times a second and rarely needs the text.
+    """
 
     replicas: float
-    basis: str  # e.g. "QueueWait: serve 6.9 + drain 3.6"
     arrival_rate_per_s: float  # the rate used (max of local and upstream flow)
     service_time_s: float | None  # the estimate used; None when unknown
+    type: PolicyType
+    terms: tuple[float, ...]
+
+    @property
+    def basis(self) -> str:
+        """A short explanation, e.g. "QueueWait: serve 6.9 + drain 3.6"."""
+        if self.type is PolicyType.BACKLOG_PER_REPLICA:
+            ready, in_flight, per_replica = self.terms
+            return f"BacklogPerReplica: ({ready}+{in_flight})/{per_replica:g}"
+        if self.service_time_s is None:
+            ready, in_flight, per_replica = self.terms
+            return f"QueueWait, service time unknown: ({ready}+{in_flight})/{per_replica:g}"
+        serve, drain = self.terms
+        return f"QueueWait: serve {serve:.1f} + drain {drain:.1f}"
 
 
 def _clean(value: float | None) -> float | None:
     """A usable non-negative finite number, or None (NULLs, NaN and negatives are unknown)."""
-    if value is None or not math.isfinite(value) or value < 0:
-        return None
-    return value
+    # One chained comparison rejects NaN, infinities and negatives alike.
+    return value if value is not None and 0 <= value < _INF else None
 
 
 def estimate_service_time(signals: Signals) -> float | None:
@@ -39,8 +57,8 @@ def estimate_service_time(signals: Signals) -> float | None:
     Little's law on the stage itself: in_flight = completion_rate x service_time, so
     a stage that completes work but has no measured service time still gets an estimate.
     """
-    measured = _clean(signals.service_time_s)
-    if measured is not None and measured > 0:
+    measured = signals.service_time_s
+    if measured is not None and 0 < measured < _INF:
         return measured
     completion = _clean(signals.completion_rate_per_s)
     if completion is not None and completion > 0 and signals.in_flight > 0:
@@ -55,7 +73,9 @@ def arrival_rate(policy: PolicySpec, signals: Signals) -> float:
     max, not sum: in steady state the upstream flow *is* this stage's arrivals (the same
     jobs), so a sum would double them; the max looks ahead when a burst is upstream.
     """
-    local = _clean(signals.arrival_rate_per_s) or 0.0
+    local = signals.arrival_rate_per_s
+    if local is None or not 0 < local < _INF:  # as `_clean(...) or 0.0`
+        local = 0.0
     if not policy.upstream_stages:
         return local
     upstream = _clean(signals.upstream_arrival_rate_per_s) or 0.0
@@ -64,36 +84,50 @@ def arrival_rate(policy: PolicySpec, signals: Signals) -> float:
 
 def compute(policy: PolicySpec, signals: Signals) -> Demand:
     """The replicas the signals call for under `policy` (unrounded, >= 0)."""
-    ready = max(signals.ready, 0)
-    in_flight = max(signals.in_flight, 0)
+    ready = signals.ready if signals.ready > 0 else 0
+    in_flight = signals.in_flight if signals.in_flight > 0 else 0
     rate = arrival_rate(policy, signals)
     per_replica = policy.backlog_per_replica
     if policy.type is PolicyType.BACKLOG_PER_REPLICA:
         # KEDA's AverageValue: in-flight work counts, or busy workers would look idle.
         return Demand(
-            replicas=(ready + in_flight) / per_replica,
-            basis=f"BacklogPerReplica: ({ready}+{in_flight})/{per_replica:g}",
-            arrival_rate_per_s=rate,
-            service_time_s=_clean(signals.service_time_s),
+            (ready + in_flight) / per_replica,
+            rate,
+            _clean(signals.service_time_s),
+            PolicyType.BACKLOG_PER_REPLICA,
+            (ready, in_flight, per_replica),
         )
     service = estimate_service_time(signals)
     if service is None:
         # No finished work yet: nothing to apply Little's law to. Size by count,
         # which is what KEDA users would expect, and say so.
         return Demand(
-            replicas=(ready + in_flight) / per_replica,
-            basis=f"QueueWait, service time unknown: ({ready}+{in_flight})/{per_replica:g}",
-            arrival_rate_per_s=rate,
-            service_time_s=None,
+            (ready + in_flight) / per_replica,
+            rate,
+            None,
+            PolicyType.QUEUE_WAIT,
+            (ready, in_flight, per_replica),
         )
-    # Little's law: rate x service time replicas are busy on average; divide by the
-    # target utilization for headroom. In-flight jobs each hold a replica right now.
-    serve = max(rate * service / policy.target_utilization, float(in_flight))
-    # Drain term: `ready` jobs x service seconds, spread over the target wait.
-    drain = ready * service / policy.target_queue_wait_s
+    wait = policy.target_queue_wait_s
+    # Little's law: rate x service time replicas are busy on average; dividing by the
+    # target utilization adds headroom (default 1.0: the drain term below is the headroom).
+    serve = rate * service / policy.target_utilization
+    # A running job holds its replica for about its remaining service time, ~S; averaged
+    # over the drain horizon W that is min(1, S/W) replicas. Short jobs finish within a
+    # scale-in's grace anyway, so this floor only binds for long jobs (or a stale rate),
+    # where terminating busy pods would release long jobs for a rerun.
+    held = in_flight * (1.0 if service >= wait else service / wait)
+    if held > serve:
+        serve = held
+    # Little's law on the queue: a queue of rate x W/2 jobs means a mean wait of W/2.
+    # That many may stand; only the excess is drained, over W seconds.
+    excess = ready - rate * wait * 0.5
+    drain = excess * service / wait if excess > 0 else 0.0
+    total = serve + drain
     return Demand(
-        replicas=min(serve + drain, _MAX_DEMAND),
-        basis=f"QueueWait: serve {serve:.1f} + drain {drain:.1f}",
-        arrival_rate_per_s=rate,
-        service_time_s=service,
+        total if total < _MAX_DEMAND else _MAX_DEMAND,
+        rate,
+        service,
+        PolicyType.QUEUE_WAIT,
+        (serve, drain),
     )

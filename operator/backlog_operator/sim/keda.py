@@ -37,8 +37,8 @@ from backlog_operator.policy.types import (
     RatePolicyType,
     ScalingRules,
     SelectPolicy,
-    default_scale_down,
-    default_scale_up,
+    hpa_scale_down,
+    hpa_scale_up,
 )
 from backlog_operator.sim.engine import ScaleIn, Step, View
 
@@ -57,8 +57,8 @@ class KedaConfig:
     max_replicas: int = 100  # maxReplicaCount
     hpa_sync_s: float = 15.0
     tolerance: float = 0.1
-    scale_up: ScalingRules = field(default_factory=default_scale_up)
-    scale_down: ScalingRules = field(default_factory=default_scale_down)
+    scale_up: ScalingRules = field(default_factory=hpa_scale_up)
+    scale_down: ScalingRules = field(default_factory=hpa_scale_down)
     keda_phase_s: float = 0.0
     hpa_phase_s: float = 0.0
 

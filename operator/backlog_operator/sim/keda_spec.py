@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backlog_operator.api import backlogscaler
+from backlog_operator.policy.types import Behavior
 from backlog_operator.sim.keda import KedaConfig
 
 _BEHAVIOR = "spec.advanced.horizontalPodAutoscalerConfig.behavior"
@@ -70,7 +71,10 @@ def parse_scaled_object(obj: Mapping[str, Any]) -> KedaConfig:
     scale_up, scale_down = defaults.scale_up, defaults.scale_down
     if behavior_spec is not None:
         try:
-            behavior = backlogscaler.parse_spec({"behavior": behavior_spec}).behavior
+            # HPA's defaults for omitted fields, not the BacklogScaler's (they differ).
+            behavior = backlogscaler.parse_behavior(
+                behavior_spec, Behavior(defaults.scale_up, defaults.scale_down)
+            )
         except ValueError as error:
             raise ValueError(str(error).replace("spec.behavior", _BEHAVIOR)) from None
         scale_up, scale_down = behavior.scale_up, behavior.scale_down
