@@ -365,7 +365,9 @@ def simulated(data: model.RunData, sim: simcompare.Comparison) -> list[d.Block]:
             "BacklogScaler's own policy and once with a KEDA ScaledObject at its defaults "
             "(polling 30 s, cooldown 300 s, HPA sync 15 s and behavior; same min/max "
             f"replicas; targetQueryValue per pool: {targets}). Replica-seconds cover each "
-            "run's own span."
+            "run's own span. The simulator serves one job at a time per replica: workers "
+            "with `--concurrency` N serve N at once, so for N > 1 both simulated columns are "
+            "pessimistic about waits; the comparison between them still holds."
         )
     )
     blocks.append(
