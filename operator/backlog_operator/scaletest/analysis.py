@@ -44,13 +44,22 @@ async def _rows(conn: Conn, name: str, schema: str, params: Mapping[str, Any]) -
 
 async def stage_figures(
     conn: Conn, run_id: str, part: Part, schema: str
-) -> tuple[StageFigures, ...]:
-    """Per stage figures in pipeline order (stages no job reached are left out)."""
+) -> tuple[tuple[StageFigures, ...], float | None]:
+    """Per stage figures in pipeline order (stages no job reached are left out), and the
+    p95 queue wait over every (job, stage) of the part."""
     keys = {"run_id": run_id, "part": part.value}
     original = {s: v for s, v in await _rows(conn, "original_plan_figure", schema, keys)}
     found = {}
-    for row in await _rows(conn, "stage_figures", schema, keys):
+    overall_wait_p95: float | None = None
+    async with conn.transaction():
+        # Sorts over every event of the run: in memory, not in temp files.
+        await conn.execute(query("analysis_work_mem"))
+        rows = await _rows(conn, "stage_figures", schema, keys)
+    for row in rows:
         stage, completions, dups, latency, wait, wait_total, service, service_total = row
+        if stage is None:  # the GROUPING SETS row over every stage
+            overall_wait_p95 = Percentiles.of(wait).p95 if completions else None
+            continue
         service = [*(service or ()), None, None]
         found[stage] = StageFigures(
             stage=stage,
@@ -67,7 +76,7 @@ async def stage_figures(
     # The original figure also exists for stages where jobs merely sit (e.g. the last).
     for stage, avg in original.items():
         found.setdefault(stage, StageFigures(stage, 0, avg_updated_minus_created=avg))
-    return tuple(found[s] for s in pipeline.STAGES if s in found)
+    return tuple(found[s] for s in pipeline.STAGES if s in found), overall_wait_p95
 
 
 async def db_profile(conn: Conn, schema: str, run_id: str = "") -> DbProfile:
@@ -117,11 +126,10 @@ async def analyze(
     """Compute, store and return the load part's results and SLO verdicts."""
     schema = spec.schema
     keys = {"run_id": run.run_id, "part": Part.LOAD.value}
-    stages = await stage_figures(conn, run.run_id, Part.LOAD, schema)
+    stages, queue_wait_p95 = await stage_figures(conn, run.run_id, Part.LOAD, schema)
     (e2e,) = await _rows(conn, "end_to_end", schema, keys)
     jobs, done, deadletter, latency, _first, last_created, last_finished = e2e
     lost = int(jobs) - int(done) - int(deadletter)
-    (qw,) = await _rows(conn, "queue_wait_p95", schema, keys)
     load_start = run.load_started_at or run.started_at
     end = run.drain_finished_at or now
     samples = [
@@ -141,7 +149,7 @@ async def analyze(
     )
     observed = slo.Observed(
         p95_end_to_end_seconds=Percentiles.of(latency).p95,
-        p95_queue_wait_seconds=qw[0],
+        p95_queue_wait_seconds=queue_wait_p95,
         drain_seconds=drain,
         lost_jobs=lost,
         duplicate_completions=sum(s.duplicate_completions for s in stages),
@@ -158,7 +166,7 @@ async def analyze(
         producer_rate_per_second=int(jobs) / production_window if production_window else None,
         requested_rate_per_second=run.requested_rate,
         end_to_end=Percentiles.of(latency),
-        queue_wait_p95_seconds=qw[0],
+        queue_wait_p95_seconds=queue_wait_p95,
         drain_seconds=drain,
         stages=stages,
         scalers=scalers,
@@ -234,7 +242,7 @@ async def store(conn: Conn, run_id: str, part: Part, results: Results) -> None:
 
 async def baseline(conn: Conn, *, run: Run, schema: str, now: datetime) -> dict[str, Any]:
     """Store the baseline's per-stage figures; return status.baseline (throughput included)."""
-    stages = await stage_figures(conn, run.run_id, Part.BASELINE, schema)
+    stages, _wait_p95 = await stage_figures(conn, run.run_id, Part.BASELINE, schema)
     await store_stages(conn, run.run_id, Part.BASELINE, stages)
     keys = {"run_id": run.run_id, "part": Part.BASELINE.value}
     (e2e,) = await _rows(conn, "end_to_end", schema, keys)

@@ -5,79 +5,62 @@
 -- entry -> first stage_started; latency is entry -> first stage_done; service time is
 -- the worker's measured `seconds` in the event detail.
 
--- name: stage_figures
-WITH jobs AS (
-    SELECT job_id, created_at
-    FROM {schema}.upload_jobs
-    WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
-), ev AS (
-    SELECT e.job_id, e.stage, e.event_type, e.created_at,
-           (e.detail->>'seconds')::float8 AS seconds
-    FROM {schema}.events AS e
-    JOIN jobs USING (job_id)
-    WHERE e.event_type IN ('stage_started', 'stage_done', 'retry', 'error')
-), done AS (
-    SELECT job_id, stage, min(created_at) AS done_at, count(*) AS completions,
-           (array_agg(seconds ORDER BY created_at))[1] AS service
-    FROM ev WHERE event_type = 'stage_done'
-    GROUP BY job_id, stage
-), entered AS (
-    SELECT d.*, coalesce(lag(d.done_at) OVER (PARTITION BY d.job_id ORDER BY d.done_at),
-                         j.created_at) AS entered_at
-    FROM done AS d JOIN jobs AS j USING (job_id)
-), started AS (
-    SELECT job_id, stage, min(created_at) AS first_started
-    FROM ev WHERE event_type = 'stage_started'
-    GROUP BY job_id, stage
-), busy AS (
-    -- every attempt's time, failed ones included: what the stage's workers spent
-    SELECT stage, sum(coalesce(seconds, 0)) AS service_total
-    FROM ev WHERE event_type IN ('stage_done', 'retry', 'error')
-    GROUP BY stage
-), waits AS (
-    SELECT en.stage, en.completions, en.service,
-           extract(epoch FROM en.done_at - en.entered_at)::float8 AS latency,
-           greatest(extract(epoch FROM s.first_started - en.entered_at)::float8, 0) AS wait
-    FROM entered AS en
-    LEFT JOIN started AS s USING (job_id, stage)
-)
-SELECT w.stage,
-       count(*)::bigint AS completions,
-       sum(w.completions - 1)::bigint AS duplicate_completions,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w.latency) AS latency,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w.wait) AS queue_wait,
-       coalesce(sum(w.wait), 0)::float8 AS queue_wait_total,
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY w.service) AS service,
-       coalesce(max(b.service_total), 0)::float8 AS service_total
-FROM waits AS w
-LEFT JOIN busy AS b USING (stage)
-GROUP BY w.stage
+-- name: analysis_work_mem
+-- Inside the analysis transaction only.
+SET LOCAL work_mem = '128MB'
 
--- name: queue_wait_p95
--- Over every (job, stage) a part's jobs went through.
+-- name: stage_figures
+-- One row per stage, plus one row with stage NULL over every (job, stage): the run's
+-- queue-wait percentiles (GROUPING SETS). The events are grouped per (job, stage) in ONE
+-- aggregate and joined to nothing row by row afterwards: row estimates for a run's jobs
+-- are poor, and a nested-loop join between two per-(job, stage) sets is quadratic.
 WITH jobs AS (
     SELECT job_id, created_at
     FROM {schema}.upload_jobs
     WHERE run_id = %(run_id)s AND payload->>'part' = %(part)s
-), done AS (
-    SELECT e.job_id, e.stage, min(e.created_at) AS done_at
-    FROM {schema}.events AS e JOIN jobs USING (job_id)
-    WHERE e.event_type = 'stage_done'
+), per_stage AS (
+    SELECT e.job_id, e.stage,
+           min(j.created_at) AS job_created,
+           min(e.created_at) FILTER (WHERE e.event_type = 'stage_done') AS done_at,
+           min(e.created_at) FILTER (WHERE e.event_type = 'stage_started') AS first_started,
+           count(*) FILTER (WHERE e.event_type = 'stage_done') AS completions,
+           avg((e.detail->>'seconds')::float8) FILTER (WHERE e.event_type = 'stage_done')
+               AS service,
+           -- every attempt's time, failed ones included: what the stage's workers spent
+           coalesce(sum((e.detail->>'seconds')::float8)
+                    FILTER (WHERE e.event_type IN ('stage_done', 'retry', 'error')), 0) AS busy
+    FROM {schema}.events AS e
+    JOIN jobs AS j USING (job_id)
+    WHERE e.event_type IN ('stage_started', 'stage_done', 'retry', 'error')
     GROUP BY e.job_id, e.stage
 ), entered AS (
-    SELECT d.job_id, d.stage,
-           coalesce(lag(d.done_at) OVER (PARTITION BY d.job_id ORDER BY d.done_at),
-                    j.created_at) AS entered_at
-    FROM done AS d JOIN jobs AS j USING (job_id)
-), started AS (
-    SELECT e.job_id, e.stage, min(e.created_at) AS first_started
-    FROM {schema}.events AS e JOIN jobs USING (job_id)
-    WHERE e.event_type = 'stage_started'
-    GROUP BY e.job_id, e.stage
+    SELECT p.stage, p.completions, p.service, p.done_at, p.first_started,
+           coalesce(lag(p.done_at) OVER (PARTITION BY p.job_id ORDER BY p.done_at),
+                    p.job_created) AS entered_at
+    FROM per_stage AS p
+    WHERE p.done_at IS NOT NULL
+), waits AS (
+    SELECT stage, completions, service,
+           extract(epoch FROM done_at - entered_at)::float8 AS latency,
+           greatest(extract(epoch FROM first_started - entered_at)::float8, 0) AS wait
+    FROM entered
+), figures AS (
+    SELECT stage,
+           count(*)::bigint AS completions,
+           sum(completions - 1)::bigint AS duplicate_completions,
+           percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency) AS latency,
+           percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY wait) AS queue_wait,
+           coalesce(sum(wait), 0)::float8 AS queue_wait_total,
+           percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY service) AS service
+    FROM waits
+    GROUP BY GROUPING SETS ((stage), ())
+), busy AS (
+    SELECT stage, sum(busy)::float8 AS service_total FROM per_stage GROUP BY stage
 )
-SELECT percentile_cont(0.95) WITHIN GROUP (
-           ORDER BY greatest(extract(epoch FROM s.first_started - en.entered_at)::float8, 0))
-FROM entered AS en JOIN started AS s USING (job_id, stage)
+SELECT f.stage, f.completions, f.duplicate_completions, f.latency, f.queue_wait,
+       f.queue_wait_total, f.service, coalesce(b.service_total, 0)::float8
+FROM figures AS f
+LEFT JOIN busy AS b ON b.stage = f.stage
 
 -- name: end_to_end
 SELECT count(*)::bigint AS jobs,
