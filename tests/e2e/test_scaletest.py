@@ -33,11 +33,6 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent / "backlog-operator"
 GROUP, VERSION = "backlog.dev", "v1alpha1"
-# Until scaler/cli.py imports scaletest.handlers: the same CLI with them registered.
-LAUNCH = (
-    "import sys, backlog_operator.scaletest.handlers; "
-    "from backlog_operator.cli import main; sys.exit(main())"
-)
 POOLS: dict[str, list[str]] = {
     "parse": ["queued", "job_validated", "parsing", "parsed", "parse_validated"],
     "chunk": ["chunking", "chunks_buffered", "chunked"],
@@ -67,9 +62,7 @@ class Operator:
 
     def start(self) -> Operator:
         args = [
-            sys.executable,
-            "-c",
-            LAUNCH,
+            str(BIN),
             "run",
             "--standalone",
             "--namespace",
