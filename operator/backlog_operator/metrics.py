@@ -27,6 +27,12 @@ BACKLOG = Gauge(
     (*SCALER_LABELS, "stage", "state"),
     registry=REGISTRY,
 )
+OLDEST_READY_SECONDS = Gauge(
+    "backlog_operator_backlog_oldest_ready_seconds",
+    "Age of the oldest ready job in a scaler's stages (0 when none is ready).",
+    SCALER_LABELS,
+    registry=REGISTRY,
+)
 DESIRED_REPLICAS = Gauge(
     "backlog_operator_desired_replicas",
     "Replicas the policy asked for at the last tick.",
@@ -113,6 +119,7 @@ def count_scale(namespace: str, scaler: str, from_replicas: int, to_replicas: in
 def forget_scaler(namespace: str, scaler: str) -> None:
     """Drop a deleted scaler's series so /metrics does not grow without bound."""
     for metric in (
+        OLDEST_READY_SECONDS,
         DESIRED_REPLICAS,
         CURRENT_REPLICAS,
         FALLBACK_ACTIVE,

@@ -8,6 +8,7 @@ and watches what the operator does to the Deployment, the status and the Events.
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,9 @@ def test_metrics_and_liveness_endpoints(
         )
         ready = f'{labels},stage="parsing",state="ready"'
         assert f"backlog_operator_backlog_jobs{{{ready}}} 12.0" in text
+        oldest_series = f"backlog_operator_backlog_oldest_ready_seconds{{{labels}}}"
+        oldest = re.search(re.escape(oldest_series) + r" (\S+)", text)
+        assert oldest is not None and float(oldest.group(1)) > 0  # 12 jobs wait
         # prometheus-client writes labels in name order
         assert f'backlog_operator_scale_events_total{{direction="up",{labels}}} 1.0' in text
         assert "backlog_operator_source_query_seconds_bucket" in text

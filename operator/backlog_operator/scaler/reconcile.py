@@ -310,6 +310,9 @@ def _record_metrics(
 ) -> None:
     for stage in reading.stages:
         metrics.record_backlog(ctx.namespace, ctx.name, stage.stage, stage.ready, stage.in_flight)
+    if reading.ok:  # a failed reading has no age: keep the last one rather than report 0
+        oldest = reading.signals.oldest_ready_seconds or 0.0
+        metrics.OLDEST_READY_SECONDS.labels(ctx.namespace, ctx.name).set(oldest)
     metrics.record_replicas(ctx.namespace, ctx.name, decision.desired_replicas, scale.replicas)
     metrics.FALLBACK_ACTIVE.labels(ctx.namespace, ctx.name).set(int(decision.fallback_active))
     metrics.PAUSED.labels(ctx.namespace, ctx.name).set(int(ctx.paused_by is not None))
