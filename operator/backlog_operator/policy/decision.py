@@ -48,7 +48,7 @@ def _describe(signals: Signals, d: demand.Demand) -> str:
 
 def _message(
     signals: Signals,
-    need: demand.Demand,
+    found: demand.Terms,
     final: int,
     note: str,
     raw: int,
@@ -59,6 +59,7 @@ def _message(
     policy: PolicySpec,
 ) -> str:
     """The message of a good reading (Decision.explain): the reading, the result, why."""
+    need = demand.Demand(*found)
     numbers = note.format(
         raw=raw,
         rec=rec,
@@ -166,14 +167,15 @@ def _evaluate(
     """A good reading: demand, zero rules, tolerance, bounds, stabilization, limits."""
     policy, rules = config.policy, config.behavior
     low, high = config.min_replicas, config.max_replicas
-    need = demand.compute(policy, signals)
-    raw = _ceil(need.replicas)
+    found = demand.terms(policy, signals)
+    replicas, rate = found[0], found[1]
+    raw = _ceil(replicas)
     work = (signals.ready if signals.ready > 0 else 0) + (
         signals.in_flight if signals.in_flight > 0 else 0
     )
     # Arrivals count as activity too: a fast stage can show an empty queue between jobs,
     # and dropping it to zero would only make the next job wait for a cold start.
-    busy = work > 0 or need.arrival_rate_per_s > 0
+    busy = work > 0 or rate > 0
     first_reading = history.last_active_at is None
     last_active = now if busy or history.last_active_at is None else history.last_active_at
     recs = history.recommendations
@@ -205,7 +207,7 @@ def _evaluate(
     else:
         # Running, or not yet idle long enough: never below one replica.
         floor = low if low > 1 else 1
-        within_tolerance = abs(need.replicas / current - 1) <= config.tolerance
+        within_tolerance = abs(replicas / current - 1) <= config.tolerance
         rec = current if within_tolerance else raw
         rec = floor if rec < floor else high if rec > high else rec
         stabilized = behavior.stabilize(rec, current, recs, rules, now)
@@ -229,10 +231,10 @@ def _evaluate(
         active=busy and (current > 0 or work > policy.activation_backlog),
         fallback_active=False,
         raw_recommendation=raw,
-        demand=need.replicas,
+        demand=replicas,
         history=history,
         explain=functools.partial(
-            _message, signals, need, final, note, raw, rec, current, stabilized, high, policy
+            _message, signals, found, final, note, raw, rec, current, stabilized, high, policy
         ),
     )
 

@@ -82,15 +82,24 @@ def arrival_rate(policy: PolicySpec, signals: Signals) -> float:
     return max(local, upstream)
 
 
+# Demand's fields in order, as a plain tuple (see `terms`).
+Terms = tuple[float, float, float | None, PolicyType, tuple[float, ...]]
+
+
 def compute(policy: PolicySpec, signals: Signals) -> Demand:
     """The replicas the signals call for under `policy` (unrounded, >= 0)."""
+    return Demand(*terms(policy, signals))
+
+
+def terms(policy: PolicySpec, signals: Signals) -> Terms:
+    """`compute`'s fields as a plain tuple: decide's hot path skips building a Demand."""
     ready = signals.ready if signals.ready > 0 else 0
     in_flight = signals.in_flight if signals.in_flight > 0 else 0
     rate = arrival_rate(policy, signals)
     per_replica = policy.backlog_per_replica
     if policy.type is PolicyType.BACKLOG_PER_REPLICA:
         # KEDA's AverageValue: in-flight work counts, or busy workers would look idle.
-        return Demand(
+        return (
             (ready + in_flight) / per_replica,
             rate,
             _clean(signals.service_time_s),
@@ -101,7 +110,7 @@ def compute(policy: PolicySpec, signals: Signals) -> Demand:
     if service is None:
         # No finished work yet: nothing to apply Little's law to. Size by count,
         # which is what KEDA users would expect, and say so.
-        return Demand(
+        return (
             (ready + in_flight) / per_replica,
             rate,
             None,
@@ -124,7 +133,7 @@ def compute(policy: PolicySpec, signals: Signals) -> Demand:
     excess = ready - rate * wait * 0.5
     drain = excess * service / wait if excess > 0 else 0.0
     total = serve + drain
-    return Demand(
+    return (
         total if total < _MAX_DEMAND else _MAX_DEMAND,
         rate,
         service,
