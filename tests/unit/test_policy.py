@@ -120,10 +120,20 @@ def test_unknown_service_time_falls_back_to_backlog_per_replica_and_says_so() ->
     assert "service time unknown" in decision.message
 
 
-def test_service_time_from_littles_law_when_not_measured() -> None:
-    signals = Signals(ready=0, in_flight=4, completion_rate_per_s=2.0)
-    assert demand.estimate_service_time(signals) == pytest.approx(2.0)
+def test_service_time_is_the_measured_figure_or_unknown() -> None:
+    assert demand.estimate_service_time(Signals(service_time_s=2.0)) == pytest.approx(2.0)
     assert demand.estimate_service_time(Signals(service_time_s=float("nan"))) is None
+    # No guess from in_flight / completion rate: one job in flight would swing it.
+    signals = Signals(ready=0, in_flight=4, completion_rate_per_s=2.0)
+    assert demand.estimate_service_time(signals) is None
+
+
+def test_more_in_flight_never_lowers_the_count_without_measured_service_time() -> None:
+    # The case that broke monotonicity while in_flight / completion was an estimate.
+    cfg = config(policy=qw(backlog_per_replica=10), max_replicas=100)
+    idle = Signals(ready=400, in_flight=0, completion_rate_per_s=200.0)
+    busy = Signals(ready=400, in_flight=1, completion_rate_per_s=200.0)
+    assert run(cfg, idle, 5).desired_replicas <= run(cfg, busy, 5).desired_replicas
 
 
 def test_upstream_flow_counts_as_arrivals_only_when_configured() -> None:

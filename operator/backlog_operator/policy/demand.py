@@ -52,18 +52,16 @@ def _clean(value: float | None) -> float | None:
 
 
 def estimate_service_time(signals: Signals) -> float | None:
-    """Seconds one replica spends per job: the measured figure, else Little's law, else None.
+    """Seconds one replica spends per job: the measured figure, or None when unknown.
 
-    Little's law on the stage itself: in_flight = completion_rate x service_time, so
-    a stage that completes work but has no measured service time still gets an estimate.
+    No estimate from in_flight / completion_rate (Little's law on the stage): with one
+    job in flight it swings from "unknown" to a tiny time and made the replica count fall
+    as the backlog grew; the count-based fallback is monotone and the measured figure
+    arrives with the first stage_done event anyway.
     """
     measured = signals.service_time_s
     if measured is not None and 0 < measured < _INF:
         return measured
-    completion = _clean(signals.completion_rate_per_s)
-    if completion is not None and completion > 0 and signals.in_flight > 0:
-        estimate = signals.in_flight / completion
-        return estimate if math.isfinite(estimate) else None
     return None
 
 
