@@ -23,6 +23,7 @@ from psycopg import sql
 from backlog_operator import pipeline
 from backlog_operator.db import queries
 from backlog_operator.report import doctor_db
+from backlog_operator.sources import queries as source_queries
 
 # Which shipped partial indexes serve which query.
 SERVES = {
@@ -47,12 +48,8 @@ class Finding:
 
 def _statement(name: str, schema: str) -> sql.Composed:
     if name == "claim":
-        text = queries.load("backlog_operator.worker", "queries.sql")["claim"]
-        return sql.SQL(text).format(schema=sql.Identifier(schema))
-    text = queries.load("backlog_operator.sources", "queries.sql")["stage_signals"]
-    return sql.SQL(text).format(
-        schema=sql.Identifier(schema), table=sql.Identifier(pipeline.DEFAULT_TABLE)
-    )
+        return queries.in_schema("backlog_operator.worker", "queries.sql", "claim", schema)
+    return source_queries.stage_signals(schema, pipeline.DEFAULT_TABLE)
 
 
 _PARAMS: Mapping[str, Mapping[str, Any]] = {

@@ -9,6 +9,7 @@ Called by report/doctor.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 import psycopg
 
 from backlog_operator import pipeline
-from backlog_operator.db import migrate
+from backlog_operator.db import migrate, queries
 from backlog_operator.db.cli import one_line
 from backlog_operator.report import checks
-from backlog_operator.report.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.report", "doctor.sql")
 
 _CREATE = re.compile(
     r"CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(\w+)\.(\w+)(.*?);",

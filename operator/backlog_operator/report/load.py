@@ -9,6 +9,7 @@ the demo driver.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
 from typing import Any
@@ -16,8 +17,10 @@ from typing import Any
 import psycopg
 
 from backlog_operator import pipeline
+from backlog_operator.db import queries
 from backlog_operator.report import model
-from backlog_operator.report.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.report", "report.sql")
 
 # Aim for about this many points on the latency chart.
 LATENCY_BUCKETS = 60

@@ -11,6 +11,7 @@ Loaded lazily by backlog_operator.cli.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -21,10 +22,11 @@ import click
 import psycopg
 
 from backlog_operator import pipeline
-from backlog_operator.db import migrate
+from backlog_operator.db import migrate, queries
 from backlog_operator.db.cli import dsn_option, one_line
 from backlog_operator.report import table
-from backlog_operator.report.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.report", "stats.sql")
 
 STATEMENT_TIMEOUT_MS = 10_000
 

@@ -11,6 +11,7 @@ Called by scaletest/daemon.py on entering Analyzing (and leaving Baseline).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,6 +22,7 @@ import psycopg
 
 from backlog_operator import pipeline
 from backlog_operator.api.scaletest import ScaleTestSpec
+from backlog_operator.db import queries
 from backlog_operator.scaletest import bottleneck, slo
 from backlog_operator.scaletest.phases import Part
 from backlog_operator.scaletest.results import (
@@ -32,7 +34,8 @@ from backlog_operator.scaletest.results import (
     scaler_figures,
 )
 from backlog_operator.scaletest.runs import Run
-from backlog_operator.scaletest.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.scaletest", "analysis.sql")
 
 Conn = psycopg.AsyncConnection[Any]
 

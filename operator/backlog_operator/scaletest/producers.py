@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -23,9 +24,11 @@ from typing import Any
 
 import psycopg
 
+from backlog_operator.db import queries
 from backlog_operator.scaletest import profiles
 from backlog_operator.scaletest.phases import Part
-from backlog_operator.scaletest.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.scaletest", "queries.sql")
 
 log = logging.getLogger(__name__)
 

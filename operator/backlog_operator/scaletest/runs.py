@@ -7,6 +7,7 @@ first time and the first total. Called by scaletest/daemon.py and the tests.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from backlog_operator.api.scaletest import ScaleTestSpec
+from backlog_operator.db import queries
 from backlog_operator.scaletest.phases import Part, Phase, Verdict
-from backlog_operator.scaletest.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.scaletest", "queries.sql")
 
 
 def run_id_for(name: str, uid: str) -> str:

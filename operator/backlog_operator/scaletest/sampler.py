@@ -11,6 +11,7 @@ Scaler replicas come from the BacklogScaler status, read by the caller
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +20,10 @@ from typing import Any
 import psycopg
 
 from backlog_operator import pipeline
+from backlog_operator.db import queries
 from backlog_operator.scaletest.phases import Part, Phase
-from backlog_operator.scaletest.sql import query
+
+query = functools.partial(queries.in_schema, "backlog_operator.scaletest", "queries.sql")
 
 READY_STATES = frozenset({"queued", "retryable"})
 

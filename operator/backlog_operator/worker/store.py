@@ -83,7 +83,7 @@ class JobStore:
     worker: str
 
     def _query(self, name: str) -> sql.Composed:
-        return sql.SQL(_SQL[name]).format(schema=sql.Identifier(self.schema))
+        return queries.in_schema("backlog_operator.worker", "queries.sql", name, self.schema)
 
     async def check_schema(self, conn: AsyncConn) -> None:
         cursor = await conn.execute(_SQL["check_schema"], {"schema": self.schema})
