@@ -131,7 +131,13 @@ class ScaleWatcher(threading.Thread):
     def run(self) -> None:
         last = 0
         while not self.done.is_set():
-            scale = self.apps.read_namespaced_deployment_scale(self.deployment, self.w.namespace)
+            try:
+                scale = self.apps.read_namespaced_deployment_scale(
+                    self.deployment, self.w.namespace
+                )
+            except Exception:  # a slow API server must not end the record; poll again
+                self.done.wait(0.1)
+                continue
             replicas = int(scale.spec.replicas or 0) if scale.spec else 0
             if replicas != last:
                 self.changes.append((time.time(), replicas))
