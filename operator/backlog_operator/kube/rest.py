@@ -2,9 +2,9 @@
 
 The generated typed clients need a Python method per resource; the /scale
 subresource of an arbitrary `scaleTargetRef`, API discovery and the
-BacklogScaler status are easier as plain JSON. Used by kube.scale, kube.discovery
-and kube.scalers; raises `kubernetes.client.ApiException` on any non-2xx answer,
-like the typed clients do.
+status of our custom resources are easier as plain JSON. Used by the kube
+modules (scale, resources, events, ...) and scaletest's reads and chaos; raises
+`kubernetes.client.ApiException` on any non-2xx answer, like the typed clients do.
 """
 
 from __future__ import annotations

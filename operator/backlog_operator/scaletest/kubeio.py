@@ -1,8 +1,8 @@
 """ScaleTest's reads and writes against the Kubernetes API (blocking; call in a thread).
 
-Status patches through the status subresource, Events, the DSN Secret (via
-kube.secrets), the trace ConfigMap, and the BacklogScalers the run samples (their
-status replicas and spec.source.stages). Called by scaletest/daemon.py.
+Status patches through the status subresource (kube.resources), Events, the DSN
+Secret (via kube.secrets), the trace ConfigMap, and the BacklogScalers the run
+samples (their status replicas and spec.source.stages). Called by scaletest/daemon.py.
 """
 
 from __future__ import annotations
@@ -14,44 +14,27 @@ from urllib.parse import quote
 
 from kubernetes import client
 
-from backlog_operator.kube import events, rest
+from backlog_operator.kube import events, resources, rest
 from backlog_operator.kube import scalers as bs
 from backlog_operator.scaletest.sampler import ScalerReading
 
-GROUP = "backlog.dev"
-VERSION = "v1alpha1"
+GROUP = resources.GROUP
+VERSION = resources.VERSION
 PLURAL = "scaletests"
 KIND = "ScaleTest"
-
-
-def path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{quote(name)}"
 
 
 def patch_status(
     api: client.ApiClient, namespace: str, name: str, status: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Merge-patch .status; returns the stored status ({} if the object is gone)."""
-    try:
-        body = rest.request(
-            api,
-            "PATCH",
-            path(namespace, name) + "/status",
-            body={"status": dict(status)},
-            content_type=rest.MERGE_PATCH,
-        )
-    except client.ApiException as error:
-        if error.status == 404:
-            return {}
-        raise
-    stored: dict[str, Any] = body.get("status") or {}
-    return stored
+    return resources.patch_status(api, PLURAL, namespace, name, status)
 
 
 def post_event(
     api: client.ApiClient, namespace: str, name: str, uid: str, event: events.Event, now: datetime
 ) -> None:
-    involved = events.InvolvedObject(f"{GROUP}/{VERSION}", KIND, name, namespace, uid)
+    involved = events.InvolvedObject(resources.API_VERSION, KIND, name, namespace, uid)
     events.post_event(api, events.event_body(involved, event, now))
 
 
@@ -79,11 +62,8 @@ def read_scalers(
     readings: dict[str, ScalerReading] = {}
     stages: dict[str, list[str]] = {}
     for name in names:
-        try:
-            body = rest.request(api, "GET", bs.scaler_path(namespace, name))
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+        body = resources.get(api, bs.PLURAL, namespace, name)
+        if body is None:
             readings[name] = ScalerReading(None, None)
             continue
         status = body.get("status") or {}
@@ -98,11 +78,7 @@ def read_scaler_specs(
     """The spec of each named BacklogScaler that exists (for the simulator)."""
     found: dict[str, dict[str, Any]] = {}
     for name in names:
-        try:
-            body = rest.request(api, "GET", bs.scaler_path(namespace, name))
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-            continue
-        found[name] = dict(body.get("spec") or {})
+        body = resources.get(api, bs.PLURAL, namespace, name)
+        if body is not None:
+            found[name] = dict(body.get("spec") or {})
     return found
