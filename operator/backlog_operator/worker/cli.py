@@ -13,6 +13,7 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import psycopg
@@ -26,6 +27,7 @@ from backlog_operator.worker.store import SchemaMissingError
 log = logging.getLogger(__name__)
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_CAP_SECONDS = 30.0
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _stages(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -109,6 +111,17 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
+_DEFAULTS = WorkerSettings()
+
+
+def _setting(
+    flag: str, field: str, kind: click.ParamType, help: str | None = None
+) -> Callable[[_F], _F]:
+    """An option that sets WorkerSettings.`field`, with that field's default."""
+    default = getattr(_DEFAULTS, field)
+    return click.option(flag, field, type=kind, default=default, show_default=True, help=help)
+
+
 @click.command()
 @click.option(
     "--dsn",
@@ -124,47 +137,34 @@ def _first_line(error: BaseException) -> str:
     show_default=True,
     help="Comma-separated stages to work on, or 'all'.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1),
-    default=16,
-    show_default=True,
-    help="Jobs handled at once by this process.",
+@_setting(
+    "--concurrency", "concurrency", click.IntRange(1), "Jobs handled at once by this process."
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=16,
-    show_default=True,
-    help="Most rows per claim statement.",
-)
-@click.option("--lease-seconds", type=click.FloatRange(0.1), default=30.0, show_default=True)
-@click.option("--max-retries", type=click.IntRange(0), default=5, show_default=True)
-@click.option(
+@_setting("--batch-size", "batch_size", click.IntRange(1), "Most rows per claim statement.")
+@_setting("--lease-seconds", "lease_seconds", click.FloatRange(0.1))
+@_setting("--max-retries", "max_retries", click.IntRange(0))
+@_setting(
     "--grace-seconds",
-    type=click.FloatRange(0),
-    default=20.0,
-    show_default=True,
-    help="SIGTERM: time given to in-flight jobs before they are released.",
+    "grace_seconds",
+    click.FloatRange(0),
+    "SIGTERM: time given to in-flight jobs before they are released.",
 )
-@click.option(
+@_setting(
     "--poll-interval",
-    type=click.FloatRange(0.01),
-    default=1.0,
-    show_default=True,
-    help="Seconds between claims when idle (LISTEN wakes earlier).",
+    "poll_interval_seconds",
+    click.FloatRange(0.01),
+    "Seconds between claims when idle (LISTEN wakes earlier).",
 )
-@click.option("--reap-interval", type=click.FloatRange(0.1), default=5.0, show_default=True)
-@click.option("--backoff-base", type=click.FloatRange(0), default=1.0, show_default=True)
-@click.option("--backoff-cap", type=click.FloatRange(0), default=300.0, show_default=True)
-@click.option(
+@_setting("--reap-interval", "reap_interval_seconds", click.FloatRange(0.1))
+@_setting("--backoff-base", "backoff_base_seconds", click.FloatRange(0))
+@_setting("--backoff-cap", "backoff_cap_seconds", click.FloatRange(0))
+@_setting(
     "--service-time-scale",
-    type=click.FloatRange(0),
-    default=1.0,
-    show_default=True,
-    help="Multiplies simulated service times; 0 makes them no-ops.",
+    "service_time_scale",
+    click.FloatRange(0),
+    "Multiplies simulated service times; 0 makes them no-ops.",
 )
-@click.option("--schema", default="upload_pipeline", show_default=True)
+@_setting("--schema", "schema", click.STRING)
 @click.option(
     "--name",
     "worker_name",
@@ -172,12 +172,11 @@ def _first_line(error: BaseException) -> str:
     default="",
     help="claimed_by value [default: $POD_NAME, else the host name].",
 )
-@click.option(
+@_setting(
     "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=9090,
-    show_default=True,
-    help="/metrics, /healthz, /readyz; 0 disables.",
+    "metrics_port",
+    click.IntRange(0, 65535),
+    "/metrics, /healthz, /readyz; 0 disables.",
 )
 @click.option("--no-listen", is_flag=True, help="Poll only; no LISTEN/NOTIFY wake-ups.")
 @click.option(
@@ -190,50 +189,15 @@ def _first_line(error: BaseException) -> str:
 @click.option("--seed", type=int, default=None, help="Seed for simulated times and jitter.")
 @click.option("--log-level", default="INFO", show_default=True)
 def worker(
-    dsn: str,
-    stages: tuple[str, ...],
-    concurrency: int,
-    batch_size: int,
-    lease_seconds: float,
-    max_retries: int,
-    grace_seconds: float,
-    poll_interval: float,
-    reap_interval: float,
-    backoff_base: float,
-    backoff_cap: float,
-    service_time_scale: float,
-    schema: str,
-    worker_name: str,
-    metrics_port: int,
-    no_listen: bool,
-    worker_class: type[BaseWorker],
-    seed: int | None,
-    log_level: str,
+    dsn: str, no_listen: bool, worker_class: type[BaseWorker], log_level: str, **fields: Any
 ) -> None:
     """Claim jobs of some stages, run their handlers, and advance them."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _remember_signal)
-    settings = WorkerSettings(
-        stages=stages,
-        concurrency=concurrency,
-        batch_size=batch_size,
-        lease_seconds=lease_seconds,
-        max_retries=max_retries,
-        grace_seconds=grace_seconds,
-        poll_interval_seconds=poll_interval,
-        reap_interval_seconds=reap_interval,
-        backoff_base_seconds=backoff_base,
-        backoff_cap_seconds=backoff_cap,
-        service_time_scale=service_time_scale,
-        schema=schema,
-        worker_name=worker_name,
-        metrics_port=metrics_port,
-        listen=not no_listen,
-        seed=seed,
-    )
+    settings = WorkerSettings(listen=not no_listen, **fields)
     logs.configure(log_level, worker=settings.name)
     try:
-        asyncio.run(_serve(functools.partial(worker_class, dsn, settings), metrics_port))
+        asyncio.run(_serve(functools.partial(worker_class, dsn, settings), settings.metrics_port))
     except SchemaMissingError as error:
         raise click.ClickException(str(error)) from None
     except psycopg.Error as error:
