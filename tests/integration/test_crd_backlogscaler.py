@@ -7,17 +7,16 @@ the parser cannot drift apart silently.
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from backlog_operator.api import backlogscaler
+from tests.fixtures import crds
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +74,7 @@ FULL: dict[str, Any] = {
 
 def _with(path: str, value: Any, base: dict[str, Any] = MINIMAL) -> dict[str, Any]:
     """`base` with the dotted `path` set to `value` (None deletes it)."""
-    spec = copy.deepcopy(base)
-    *parents, leaf = path.split(".")
-    node = spec
-    for key in parents:
-        node = node.setdefault(key, {})
-    if value is None:
-        node.pop(leaf, None)
-    else:
-        node[leaf] = value
-    return spec
+    return crds.spec_with(base, path, value)
 
 
 def _policies(direction: str, **item: Any) -> dict[str, Any]:
@@ -210,33 +200,15 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def custom(kube_cluster: Any, crds_installed: Any) -> Iterator[client.CustomObjectsApi]:
-    api_client = config.new_client_from_config(config_file=str(kube_cluster.kubeconfig))
-    try:
-        yield client.CustomObjectsApi(api_client)
-    finally:
-        api_client.close()
-
-
-def _body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
 def _get(obj: dict[str, Any], path: str) -> Any:
     for key in path.split("."):
         obj = obj[key]
     return obj
 
 
-def test_minimal_spec_gets_every_default(custom: client.CustomObjectsApi) -> None:
-    created: Any = custom.create_namespaced_custom_object(
-        GROUP, VERSION, NS, PLURAL, _body("minimal", MINIMAL), dry_run="All"
+def test_minimal_spec_gets_every_default(custom_objects: client.CustomObjectsApi) -> None:
+    created: Any = custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, crds.custom_object(KIND, "minimal", MINIMAL), dry_run="All"
     )
     spec = created["spec"]
     # The CRD's defaults are the parser's (api/backlogscaler.py SCHEMA_DEFAULTS), one by one.
@@ -248,9 +220,9 @@ def test_minimal_spec_gets_every_default(custom: client.CustomObjectsApi) -> Non
     assert backlogscaler.parse_backlogscaler(spec) == backlogscaler.parse_backlogscaler(MINIMAL)
 
 
-def test_design_example_is_accepted_unchanged(custom: client.CustomObjectsApi) -> None:
-    created: Any = custom.create_namespaced_custom_object(
-        GROUP, VERSION, NS, PLURAL, _body("full", FULL), dry_run="All"
+def test_design_example_is_accepted_unchanged(custom_objects: client.CustomObjectsApi) -> None:
+    created: Any = custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, crds.custom_object(KIND, "full", FULL), dry_run="All"
     )
     spec = created["spec"]
     assert {k: spec[k] for k in FULL} == {**FULL, "policy": {**FULL["policy"], "tolerance": 0.1}}
@@ -258,11 +230,11 @@ def test_design_example_is_accepted_unchanged(custom: client.CustomObjectsApi) -
 
 @pytest.mark.parametrize(("spec", "field"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
 def test_invalid_spec_is_refused_naming_the_field(
-    custom: client.CustomObjectsApi, spec: dict[str, Any], field: str
+    custom_objects: client.CustomObjectsApi, spec: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(ApiException) as refused:
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, NS, PLURAL, _body("invalid", spec), dry_run="All"
+        custom_objects.create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, crds.custom_object(KIND, "invalid", spec), dry_run="All"
         )
     assert refused.value.status == 422, refused.value.body
     assert field in str(refused.value.body), refused.value.body
@@ -271,18 +243,20 @@ def test_invalid_spec_is_refused_naming_the_field(
         backlogscaler.parse_backlogscaler(spec)
 
 
-def test_cel_rule_blocks_an_update_too(custom: client.CustomObjectsApi) -> None:
+def test_cel_rule_blocks_an_update_too(custom_objects: client.CustomObjectsApi) -> None:
     name = f"upd-{uuid.uuid4().hex[:8]}"
-    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _body(name, MINIMAL))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, crds.custom_object(KIND, name, MINIMAL)
+    )
     try:
         with pytest.raises(ApiException) as refused:
-            custom.patch_namespaced_custom_object(
+            custom_objects.patch_namespaced_custom_object(
                 GROUP, VERSION, NS, PLURAL, name, {"spec": {"maxReplicas": 1, "minReplicas": 2}}
             )
         assert refused.value.status == 422
         assert "spec.minReplicas" in str(refused.value.body)
     finally:
-        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        custom_objects.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
 
 
 STATUS: dict[str, Any] = {
@@ -319,17 +293,19 @@ STATUS: dict[str, Any] = {
 
 
 def test_status_keeps_every_field_and_columns_show_it(
-    custom: client.CustomObjectsApi,
+    custom_objects: client.CustomObjectsApi,
 ) -> None:
     name = f"st-{uuid.uuid4().hex[:8]}"
-    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _body(name, MINIMAL))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, crds.custom_object(KIND, name, MINIMAL)
+    )
     try:
-        custom.patch_namespaced_custom_object_status(
+        custom_objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, NS, PLURAL, name, {"status": STATUS}
         )
-        stored: Any = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        stored: Any = custom_objects.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
         assert stored["status"] == STATUS  # nothing pruned
-        api = custom.api_client
+        api = custom_objects.api_client
         method, url, headers, body, post = api.param_serialize(
             "GET",
             f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}",
@@ -349,7 +325,7 @@ def test_status_keeps_every_field_and_columns_show_it(
         assert (cells["Ready"], cells["In-Flight"]) == (120, 8)
         assert (cells["Desired"], cells["Current"], cells["Active"]) == (4, 3, "True")
     finally:
-        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        custom_objects.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
 
 
 def test_short_name_and_status_subresource(crds_installed: Any, kube_api: Any) -> None:

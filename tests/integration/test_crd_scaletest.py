@@ -3,14 +3,14 @@ defaults are applied, the spec is immutable, and the printer columns show the su
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.fixtures import crds
 
 pytestmark = pytest.mark.integration
 
@@ -29,36 +29,9 @@ VALID: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def custom(kube_cluster: Any, crds_installed: Any) -> Iterator[client.CustomObjectsApi]:
-    api_client = config.new_client_from_config(config_file=str(kube_cluster.kubeconfig))
-    try:
-        yield client.CustomObjectsApi(api_client)
-    finally:
-        api_client.close()
-
-
-def _body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ScaleTest",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
 def _with(path: str, value: Any) -> dict[str, Any]:
     """VALID with the dotted `path` set to `value` (None deletes it)."""
-    spec = copy.deepcopy(VALID)
-    *parents, leaf = path.split(".")
-    node = spec
-    for key in parents:
-        node = node.setdefault(key, {})
-    if value is None:
-        node.pop(leaf, None)
-    else:
-        node[leaf] = value
-    return spec
+    return crds.spec_with(VALID, path, value)
 
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
@@ -159,10 +132,16 @@ def test_at_least_fifteen_invalid_specs_are_listed() -> None:
 
 @pytest.mark.parametrize(("name", "spec", "field"), INVALID, ids=[n for n, _, _ in INVALID])
 def test_invalid_spec_is_refused_naming_the_field(
-    custom: client.CustomObjectsApi, namespace: str, name: str, spec: dict[str, Any], field: str
+    custom_objects: client.CustomObjectsApi,
+    namespace: str,
+    name: str,
+    spec: dict[str, Any],
+    field: str,
 ) -> None:
     with pytest.raises(ApiException) as refused:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _body(name, spec))
+        custom_objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, crds.custom_object("ScaleTest", name, spec)
+        )
     assert refused.value.status == 422, refused.value.body
     status = json.loads(refused.value.body)
     fields = [cause.get("field", "") for cause in status["details"].get("causes", [])]
@@ -171,10 +150,10 @@ def test_invalid_spec_is_refused_naming_the_field(
 
 
 def test_valid_spec_is_accepted_with_defaults(
-    custom: client.CustomObjectsApi, namespace: str
+    custom_objects: client.CustomObjectsApi, namespace: str
 ) -> None:
-    created = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, _body("ok", VALID)
+    created = custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, crds.custom_object("ScaleTest", "ok", VALID)
     )
     spec = created["spec"]
     assert spec["mode"] == "Live"
@@ -186,26 +165,30 @@ def test_valid_spec_is_accepted_with_defaults(
     assert spec["sampleIntervalSeconds"] == 1
 
 
-def test_spec_is_immutable_after_creation(custom: client.CustomObjectsApi, namespace: str) -> None:
-    custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, _body("frozen", VALID)
+def test_spec_is_immutable_after_creation(
+    custom_objects: client.CustomObjectsApi, namespace: str
+) -> None:
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, crds.custom_object("ScaleTest", "frozen", VALID)
     )
     with pytest.raises(ApiException) as refused:
-        custom.patch_namespaced_custom_object(
+        custom_objects.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "frozen", {"spec": {"load": {"producers": 3}}}
         )
     assert refused.value.status == 422
     assert "spec is immutable" in refused.value.body
     # Metadata (labels, finalizers) stays editable: kopf needs it.
-    custom.patch_namespaced_custom_object(
+    custom_objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "frozen", {"metadata": {"labels": {"team": "a"}}}
     )
 
 
 def test_status_is_a_subresource_with_declared_fields_and_phase_enum(
-    custom: client.CustomObjectsApi, namespace: str
+    custom_objects: client.CustomObjectsApi, namespace: str
 ) -> None:
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _body("st", VALID))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, crds.custom_object("ScaleTest", "st", VALID)
+    )
     status = {
         "phase": "Succeeded",
         "verdict": "Passed",
@@ -229,26 +212,26 @@ def test_status_is_a_subresource_with_declared_fields_and_phase_enum(
             "slo": [{"name": "p95EndToEndSeconds", "target": 60, "observed": 2.5, "met": True}],
         },
     }
-    patched = custom.patch_namespaced_custom_object_status(
+    patched = custom_objects.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "st", {"status": status}
     )
     # Nothing was pruned: every field is declared in the schema.
     assert patched["status"] == status
     # A status write through the main resource is ignored (status subresource).
-    custom.patch_namespaced_custom_object(
+    custom_objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "st", {"status": {"phase": "Failed"}}
     )
-    got = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "st")
+    got = custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "st")
     assert got["status"]["phase"] == "Succeeded"
     with pytest.raises(ApiException) as refused:
-        custom.patch_namespaced_custom_object_status(
+        custom_objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, "st", {"status": {"phase": "Exploded"}}
         )
     assert refused.value.status == 422
     assert "status.phase" in refused.value.body
 
     # Printer columns, as `kubectl get st` asks for them (server-side table).
-    api_client = custom.api_client
+    api_client = custom_objects.api_client
     method, url, headers, _, _ = api_client.param_serialize(
         method="GET",
         resource_path=f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/st",
