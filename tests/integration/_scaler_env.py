@@ -89,6 +89,17 @@ class OperatorProcess:
         return self.proc.returncode
 
 
+def create_peering(api: client.ApiClient, namespace: str, name: str = "backlog-operator") -> None:
+    """The KopfPeering a non-standalone operator uses in `namespace`."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}},
+    )
+
+
 def create_dsn_secret(api: client.ApiClient, namespace: str, dsn: str, name: str = "db") -> str:
     body = {
         "apiVersion": "v1",
@@ -258,6 +269,23 @@ def events(api: client.ApiClient, namespace: str, name: str) -> list[client.Core
     return list(listed.items)
 
 
+def wait_event(api: client.ApiClient, namespace: str, name: str, reason: str, text: str) -> None:
+    """Wait for an Event with `reason` whose message contains `text`.
+
+    The operator posts its Event right after the /scale patch, so a test that has just
+    seen the new replica count must wait for the Event rather than race it.
+    """
+
+    def messages() -> list[str]:
+        return [str(e.message) for e in events(api, namespace, name) if e.reason == reason]
+
+    wait_until(
+        lambda: any(text in m for m in messages()),
+        WAIT_S,
+        f"a {reason} Event containing {text!r}",
+    )
+
+
 def event_reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
     return [e.reason for e in events(api, namespace, name)]
 
@@ -393,3 +421,19 @@ def start_env(
     finally:
         operator.stop()
         print("---- operator log (tail) ----\n" + operator.log()[-6000:])
+
+
+@pytest.fixture
+def scaler_env(
+    kube_cluster: KubeCluster,
+    kube_api: client.ApiClient,
+    namespace: str,
+    crds_installed: list[str],
+    migrated_dsn: str,
+    tmp_path: Path,
+) -> Iterator[Env]:
+    """The operator serving a fresh namespace, with a DSN Secret for a migrated database.
+
+    A fixture: a test module binds it by name, `scaler_env = env.scaler_env`.
+    """
+    yield from start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,7 @@ WORKER, SCALER, STAGE = env.WORKER, env.SCALER, env.STAGE
 Env = env.Env
 
 
-@pytest.fixture
-def scaler_env(
-    kube_cluster: KubeCluster,
-    kube_api: client.ApiClient,
-    namespace: str,
-    crds_installed: list[str],
-    migrated_dsn: str,
-    tmp_path: Path,
-) -> Iterator[Env]:
-    """The operator serving a fresh namespace, with a DSN Secret for a migrated database."""
-    yield from env.start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)
+scaler_env = env.scaler_env  # the fixture
 
 
 def test_scales_up_within_behavior_limits_and_deletion_leaves_target(scaler_env: Env) -> None:
@@ -58,8 +47,7 @@ def test_scales_up_within_behavior_limits_and_deletion_leaves_target(scaler_env:
     status = e.scaler()["status"]
     assert status["desiredReplicas"] == 2
     assert env.condition(e.scaler(), "Active")["status"] == "True"
-    scaled = [ev for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledUp"]
-    assert scaled and "0 -> 2" in scaled[0].message
+    env.wait_event(e.api, e.namespace, SCALER, "ScaledUp", "0 -> 2")
 
     env.patch_scaler(
         e.api,
@@ -114,11 +102,8 @@ def test_scale_down_waits_for_stabilization_and_idle_cooldown(scaler_env: Env) -
     env.patch_scaler(e.api, e.namespace, SCALER, patch)
     e.wait_replicas(0, "after the idle cooldown")
     e.wait_condition("Active", "False")
-    downs = [
-        ev.message for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledDown"
-    ]
-    assert any("3 -> 1" in m for m in downs), downs
-    assert any("1 -> 0" in m for m in downs), downs
+    env.wait_event(e.api, e.namespace, SCALER, "ScaledDown", "3 -> 1")
+    env.wait_event(e.api, e.namespace, SCALER, "ScaledDown", "1 -> 0")
 
 
 def test_leaves_zero_only_above_activation_backlog(scaler_env: Env) -> None:
@@ -198,10 +183,7 @@ def test_scales_a_statefulset(scaler_env: Env) -> None:
         env.WAIT_S,
         "StatefulSet at 3 replicas",
     )
-    assert any(
-        "StatefulSet/embed-worker 1 -> 3" in str(ev.message)
-        for ev in env.events(e.api, e.namespace, SCALER)
-    )
+    env.wait_event(e.api, e.namespace, SCALER, "ScaledUp", "StatefulSet/embed-worker 1 -> 3")
 
 
 def test_metrics_and_liveness_endpoints(

@@ -10,8 +10,6 @@ is 1 in 15.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -19,23 +17,13 @@ from kubernetes import client
 from backlog_operator.kube.deletion_cost import DELETION_COST
 from backlog_operator.scaler import claims
 from backlog_operator.sources.pool import PoolRegistry
-from tests.fixtures.cluster import KubeCluster
 from tests.integration import _scaler_env as env
 
 pytestmark = pytest.mark.integration
 WORKER, SCALER, STAGE = env.WORKER, env.SCALER, env.STAGE
 
 
-@pytest.fixture
-def scaler_env(
-    kube_cluster: KubeCluster,
-    kube_api: client.ApiClient,
-    namespace: str,
-    crds_installed: list[str],
-    migrated_dsn: str,
-    tmp_path: Path,
-) -> Iterator[env.Env]:
-    yield from env.start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)
+scaler_env = env.scaler_env  # the fixture
 
 
 def test_busy_pods_survive_scale_in(scaler_env: env.Env) -> None:
@@ -63,10 +51,7 @@ def test_busy_pods_survive_scale_in(scaler_env: env.Env) -> None:
     for pod in survivors:
         annotations = core.read_namespaced_pod(pod, e.namespace).metadata.annotations or {}
         assert annotations.get(DELETION_COST) == "1"
-    down = [
-        ev.message for ev in env.events(e.api, e.namespace, SCALER) if ev.reason == "ScaledDown"
-    ]
-    assert any("6 -> 2" in m for m in down), down
+    env.wait_event(e.api, e.namespace, SCALER, "ScaledDown", "6 -> 2")
 
 
 def test_claims_by_pod_counts_only_working_claims_of_the_given_pods(migrated_dsn: str) -> None:
