@@ -20,14 +20,11 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client, watch
 
-from tests.fixtures.cluster import KubeCluster
 from tests.integration import _scaler_env as env
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reaction.json"
@@ -69,16 +66,7 @@ class ReplicaWatch:
         self._stop.set()
 
 
-@pytest.fixture
-def bench_env(
-    kube_cluster: KubeCluster,
-    kube_api: client.ApiClient,
-    namespace: str,
-    crds_installed: list[str],
-    migrated_dsn: str,
-    tmp_path: Path,
-) -> Iterator[env.Env]:
-    yield from env.start_env(kube_cluster, kube_api, namespace, migrated_dsn, tmp_path)
+scaler_env = env.scaler_env  # the fixture
 
 
 def _trials(e: env.Env, seen: ReplicaWatch, count: int, jitter_s: float) -> list[float]:
@@ -112,8 +100,8 @@ def _summary(delays: list[float]) -> dict[str, Any]:
     }
 
 
-def test_reaction_listen_on_and_off(bench_env: env.Env) -> None:
-    e = bench_env
+def test_reaction_listen_on_and_off(scaler_env: env.Env) -> None:
+    e = scaler_env
     env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
     fast = [{"type": "Pods", "value": 4, "periodSeconds": 1}]
     body = env.scaler_body(

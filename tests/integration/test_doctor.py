@@ -174,20 +174,6 @@ def test_absent_crd_is_named_and_passes_once_installed(
         )
 
 
-def _peering(api: client.ApiClient, namespace: str) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "kopf.dev",
-        "v1",
-        namespace,
-        "kopfpeerings",
-        {
-            "apiVersion": "kopf.dev/v1",
-            "kind": "KopfPeering",
-            "metadata": {"name": "backlog-operator"},
-        },
-    )
-
-
 def _ready(api: client.ApiClient, namespace: str, name: str) -> bool:
     dep: Any = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
     return bool(dep.status and (dep.status.ready_replicas or 0) >= (dep.spec.replicas or 0) > 0)
@@ -202,7 +188,7 @@ def test_healthy_cluster_passes_and_each_broken_part_is_named(
     tmp_path: Path,
 ) -> None:
     args = ("--dsn", migrated_dsn, "--kubeconfig", str(kube_cluster.kubeconfig), "-n", namespace)
-    _peering(kube_api, namespace)
+    env.create_peering(kube_api, namespace)
     env.create_dsn_secret(kube_api, namespace, migrated_dsn)
     env.create_worker_deployment(kube_api, namespace, "parse-worker", replicas=1)
     env.create_scaler(

@@ -48,17 +48,7 @@ def test_only_the_highest_priority_peer_acts_and_the_other_takes_over(
     tmp_path: Path,
 ) -> None:
     custom = client.CustomObjectsApi(kube_api)
-    custom.create_namespaced_custom_object(
-        "kopf.dev",
-        "v1",
-        namespace,
-        "kopfpeerings",
-        {
-            "apiVersion": "kopf.dev/v1",
-            "kind": "KopfPeering",
-            "metadata": {"name": "backlog-operator"},
-        },
-    )
+    env.create_peering(kube_api, namespace)
     env.create_dsn_secret(kube_api, namespace, migrated_dsn)
     env.create_worker_deployment(kube_api, namespace, WORKER, replicas=0)
     low = _operator(kube_cluster, tmp_path, namespace, 10).start()
