@@ -65,6 +65,9 @@ KIND_CLUSTER ?= backlog-operator
 RELEASE_NS ?= backlog-operator
 KIND ?= kind
 DOCKER ?= docker
+# Extra `helm upgrade --install` flags for `deploy`; e2e-kind adds the opt-in chaos RBAC.
+HELM_ARGS ?=
+E2E_HELM_ARGS := --set rbac.scaleTestChaos=true
 
 generate: install ## Regenerate CRD copies, kubeconform schemas, chart RBAC rules, README CRD reference
 	$(PY) hack/generate.py
@@ -86,7 +89,7 @@ kind-load: ## Load IMAGE into the kind cluster's nodes
 deploy: ## helm upgrade --install the chart with IMAGE into the current kube context
 	helm upgrade --install backlog-operator helm/backlog-operator -n $(RELEASE_NS) --create-namespace \
 	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
-	  --set image.pullPolicy=IfNotPresent --wait --timeout 5m
+	  --set image.pullPolicy=IfNotPresent $(HELM_ARGS) --wait --timeout 5m
 
 undeploy: ## helm uninstall the chart (CRDs and your resources stay: README "Uninstall")
 	helm uninstall backlog-operator -n $(RELEASE_NS) --wait
@@ -94,9 +97,8 @@ undeploy: ## helm uninstall the chart (CRDs and your resources stay: README "Uni
 e2e-kind: install kind-up docker-build kind-load ## e2e suite on kind: PostgreSQL + chart in the cluster, then pytest tests/e2e
 	KUBECONFIG=.local/kind-kubeconfig kubectl apply -f manifests/examples/namespace.yaml -f manifests/examples/postgresql.yaml
 	KUBECONFIG=.local/kind-kubeconfig kubectl -n uploads rollout status statefulset/postgresql --timeout 180s
-	KUBECONFIG=.local/kind-kubeconfig $(MAKE) --no-print-directory deploy
-	E2E_CLUSTER=kubeconfig KUBECONFIG=$(CURDIR)/.local/kind-kubeconfig E2E_IMAGE=$(IMAGE) \
-	  $(VENV)/bin/pytest tests/e2e
+	KUBECONFIG=.local/kind-kubeconfig $(MAKE) --no-print-directory deploy HELM_ARGS="$(E2E_HELM_ARGS)"
+	KUBECONFIG=$(CURDIR)/.local/kind-kubeconfig E2E_IMAGE=$(IMAGE) hack/e2e-kind-pytest.sh tests/e2e
 
 clean: ## Remove the venv and local state (not the tool cache)
 	-$(PY) -m devcluster down 2>/dev/null

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.cluster",
     "tests.fixtures.crds",
+    "tests.fixtures.e2e",
 ]

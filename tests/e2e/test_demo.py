@@ -1,6 +1,7 @@
 """`make demo` as a test, with the short profile (DEMO_PROFILE=short): from nothing to a
 report and back to nothing. The demo starts its own cluster and PostgreSQL (under a
-temporary DEMO_STATE), so this test uses no fixtures. It never asserts a duration.
+temporary DEMO_STATE), so this test uses no fixtures, and it is skipped on a given
+cluster (E2E_CLUSTER=kubeconfig, kind). It never asserts a duration.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import psycopg
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.e2e
+from tests.fixtures.cluster import process_node_only
+
+pytestmark = [
+    pytest.mark.e2e,
+    process_node_only(
+        "`make demo` starts its own control plane, process node and PostgreSQL; on a given"
+        " cluster the chart install and the other e2e tests cover the same path"
+    ),
+]
 REPO = Path(__file__).resolve().parents[2]
 
 
