@@ -51,10 +51,3 @@ def request(
         return {}
     decoded: dict[str, Any] = json.loads(data)
     return decoded
-
-
-def status_code(error: BaseException) -> int | None:
-    """The HTTP status of an ApiException, or None for any other error."""
-    if isinstance(error, client.ApiException):
-        return int(error.status) if error.status is not None else None
-    return None

@@ -21,7 +21,6 @@ READY = "Ready"
 ACTIVE = "Active"
 FALLBACK = "Fallback"
 PAUSED = "Paused"
-CONDITION_ORDER = (READY, ACTIVE, FALLBACK, PAUSED)
 
 # Ready=False reasons.
 SOURCE_ERROR = "SourceError"
@@ -70,7 +69,7 @@ def _flag(value: bool) -> str:
 
 
 def conditions_for(health: Health) -> tuple[Condition, ...]:
-    """The four conditions after a tick, in CONDITION_ORDER."""
+    """The four conditions after a tick: Ready, Active, Fallback, Paused."""
     if health.error_reason is None:
         ready = Condition(READY, "True", "Reconciled", "backlog read and target reconciled")
     else:

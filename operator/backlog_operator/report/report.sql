@@ -75,8 +75,3 @@ SELECT floor(extract(epoch FROM fin.done_at - %(origin)s) / %(bucket_s)s)::float
 FROM fin JOIN first USING (job_id)
 GROUP BY 1
 ORDER BY 1
-
--- name: table_size
-SELECT coalesce(c.reltuples, 0)::bigint
-FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema_name)s AND c.relname = 'upload_jobs'

@@ -17,8 +17,6 @@ from backlog_operator.kube import client as kube_client
 from backlog_operator.kube.scale import ScaleClient
 from backlog_operator.sources.hub import HubSettings, SignalHubs
 
-FIELD_MANAGER = "backlog-operator"
-
 
 @dataclass(frozen=True)
 class RunOptions:

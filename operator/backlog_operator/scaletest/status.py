@@ -12,7 +12,7 @@ Called by scaletest/daemon.py; unit-tested on plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,6 @@ from backlog_operator.scaletest.transitions import Transition
 RUNNING = "Running"
 COMPLETED = "Completed"
 READY = "Ready"
-SPEC_IMMUTABLE = "spec is immutable once created (the API server refuses changes)"
 
 
 def phase_conditions(phase: Phase, reason: str, message: str) -> tuple[Condition, ...]:
@@ -122,7 +121,3 @@ def phase_event(transition: Transition) -> events.Event:
     """Normal for progress, Warning when the run fails."""
     kind = events.WARNING if transition.target is Phase.FAILED else events.NORMAL
     return events.Event(kind, transition.reason, f"{transition.target.value}: {transition.message}")
-
-
-def drop_conditions(conditions: Sequence[Mapping[str, Any]], types: Sequence[str]) -> list[Any]:
-    return [c for c in conditions if c.get("type") not in types]
