@@ -48,11 +48,50 @@ def test_two_fixed_stages_add_up_like_a_tandem_queue() -> None:
     assert result.jobs == result.done == 100
     assert result.end_to_end.p50 == pytest.approx(1.5)
     assert result.queue_wait_p95_seconds == pytest.approx(0.0)
+    assert result.job_queue_wait_p95_seconds == pytest.approx(0.0)
     status = result.to_status()
     assert status["latency"]["stages"]["parsing"]["p95"] == pytest.approx(1.0)
     assert status["maxReplicas"] == {"parsing": 3, "chunking": 3}
     assert status["drainSeconds"] == pytest.approx(1.0, abs=0.01)  # last job: 99.5 + 1.5
     assert "timeToFirstScaleSeconds" not in status  # fixed replicas never scale
+
+
+def _one_server_then_plenty(waitless_stages: int = 0) -> staged.StagedResult:
+    # 2 jobs/s for 10 s (job i arrives at 0.25 + 0.5 i) into ONE replica serving 1 s
+    # constant: job i starts at 0.25 + i, so it waits 0.5 i s; the second stage never waits.
+    return staged.simulate_stages(
+        [2.0] * 10,
+        [
+            staged.StageModel(
+                "parsing", ServiceTime(1.0, Distribution.CONSTANT), Scripted(((0, 1),))
+            ),
+            staged.StageModel(
+                "chunking", ServiceTime(1.0, Distribution.CONSTANT), Scripted(((0, 20),))
+            ),
+        ],
+        startup_s=0.0,
+        waitless_stages=waitless_stages,
+    )
+
+
+def test_queue_wait_p95_is_over_job_stage_pairs_as_in_a_live_run() -> None:
+    result = _one_server_then_plenty()
+    # 40 (job, stage) pairs: 21 zero waits, then 0.5 .. 9.5; nearest rank 38 -> 8.5 s.
+    assert result.queue_wait_p95_seconds == pytest.approx(8.5)
+    assert result.to_status()["queueWaitP95Seconds"] == pytest.approx(8.5)
+    # The per-job summed figure keeps its own name and stays out of the status:
+    # 20 jobs waiting 0 .. 9.5 s in all; nearest rank 19 -> 9.0 s.
+    assert result.job_queue_wait_p95_seconds == pytest.approx(9.0)
+    assert "jobQueueWaitP95Seconds" not in result.to_status()
+    # Stages a job passes without being modelled count as zero-wait pairs, as live counts
+    # every stage: 2 more per job -> 80 pairs, 61 zeros, nearest rank 76 -> 7.5 s.
+    more = _one_server_then_plenty(waitless_stages=2)
+    assert more.queue_wait_p95_seconds == pytest.approx(7.5)
+    assert more.job_queue_wait_p95_seconds == pytest.approx(9.0)
+    # Enough waitless stages put the p95 among the zeros.
+    assert _one_server_then_plenty(waitless_stages=40).queue_wait_p95_seconds == 0.0
+    with pytest.raises(ValueError, match="waitless_stages"):
+        _one_server_then_plenty(waitless_stages=-1)
 
 
 def test_scaled_stages_report_live_run_keys() -> None:

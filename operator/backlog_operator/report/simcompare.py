@@ -78,8 +78,10 @@ def simulate(
         )
         controller = KedaController(config=config, name=f"keda-{m.scaler}")
         keda_models.append(dataclasses.replace(m, controller=controller))
-    ours = staged.simulate_stages(arrivals, ours_models, seed=seed)
-    keda = staged.simulate_stages(arrivals, keda_models, seed=seed)
+    # queue wait p95 over (job, stage) pairs of every pipeline stage, as the live column.
+    waitless = simulated.waitless_stages(ours_models)
+    ours = staged.simulate_stages(arrivals, ours_models, seed=seed, waitless_stages=waitless)
+    keda = staged.simulate_stages(arrivals, keda_models, seed=seed, waitless_stages=waitless)
     return Comparison(ours, keda, targets)
 
 
