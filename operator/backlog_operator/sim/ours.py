@@ -115,11 +115,10 @@ class OursController:
     def step(self, state: OursState, view: View) -> Step:
         signals, service = self.signals(state, view)
         decision = policy.decide(self.config, signals, view.target, state.history, view.now)
-        return Step(
-            desired=decision.desired_replicas,
-            next_eval_at=view.now + self.poll_interval_s,
-            state=OursState(decision.history, service),  # stored as is, as the operator does
-        )
+        history = decision.history  # stored as is, as the operator does
+        if history is not state.history or service != state.last_service_s:
+            state = OursState(history, service)
+        return Step(decision.desired_replicas, view.now + self.poll_interval_s, state)
 
 
 def _flag(spec: dict[str, object], key: str, default: bool) -> bool:
