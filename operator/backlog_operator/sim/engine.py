@@ -359,16 +359,21 @@ def simulate(
                     apply(desired, t)
             if upto >= edge:
                 break
-            # An arrival: start it on an idle pod or queue it.
+            # An arrival: start it on an idle pod (start_idle, inline) or queue it.
             if idle:
-                start_idle(idle.pop(), ai, upto)
+                pod = idle.pop()
+                seq += 1
+                nbusy += 1
+                pod_job[pod], pod_start[pod], pod_seq[pod] = ai, upto, seq
+                heappush(heap, (upto + size[ai], seq, pod))
             else:
                 enqueue(ai)
                 if len(queue) > max_backlog:
                     max_backlog = len(queue)
             if debounce is not None and not wake_pending:
                 wake_pending = True  # NOTIFY: one debounced wake-up per burst
-                schedule(upto + debounce, _WAKE)
+                seq += 1
+                heappush(heap, (upto + debounce, seq, _WAKE))
             ai += 1
         for column, value in zip(
             series, (ai - first_ai, len(queue), nbusy, pods, target), strict=True
