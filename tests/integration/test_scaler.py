@@ -240,3 +240,62 @@ def test_metrics_and_liveness_endpoints(
     finally:
         operator.stop()
         print("---- operator log (tail) ----\n" + operator.log()[-4000:])
+
+
+def test_a_refused_scale_is_retried_at_once_not_counted_against_the_limits(
+    scaler_env: Env,
+) -> None:
+    # A ValidatingAdmissionPolicy makes the API server refuse every /scale update in the
+    # namespace: a real failed patch. With Pods 4 per 600 s, a refused 0 -> 4 that the
+    # policy history still counted would block the retry for ten minutes.
+    e = scaler_env
+    admission = client.AdmissionregistrationV1Api(e.api)
+    policy_name = f"refuse-scale-{e.namespace}"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": policy_name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["UPDATE"],
+                            "resources": ["deployments/scale"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "false", "message": "scaling refused by test"}],
+            },
+        }
+    )
+    binding = {
+        "metadata": {"name": policy_name},
+        "spec": {
+            "policyName": policy_name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": e.namespace}}
+            },
+        },
+    }
+    try:
+        admission.create_validating_admission_policy_binding(binding)
+        env.create_worker_deployment(e.api, e.namespace, WORKER, replicas=0)
+        limited = {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 600}]}
+        body = env.scaler_body(
+            SCALER,
+            WORKER,
+            [STAGE],
+            behavior={"scaleUp": {"stabilizationWindowSeconds": 0, **limited}},
+        )
+        env.insert_jobs(e.dsn, STAGE, 40)  # 40 / 10 per replica -> 4 wanted
+        env.create_scaler(e.api, e.namespace, body)
+        e.wait_condition("Ready", "False", "ScaleError")
+        assert e.replicas() == 0
+    finally:
+        admission.delete_validating_admission_policy_binding(policy_name)
+        admission.delete_validating_admission_policy(policy_name)
+    e.wait_replicas(4, "(the refused scale must not use up the 4 pods per 600 s)")
+    e.wait_condition("Ready", "True")

@@ -141,6 +141,7 @@ async def tick(
         # A cached /scale only ever confirms "nothing to do": act on a fresh one.
         if not (decision.changed and fresh_enough):
             break
+    unscaled_history = state.history
     state = dataclasses.replace(state, history=decision.history)
     await _source_events(rt, obj, reading, decision, state, clock)
 
@@ -160,6 +161,9 @@ async def tick(
             )
             error_reason = status.SCALE_ERROR
             error_message = dsnlib.describe_error(error, ctx.dsn)
+            # decide() recorded this change for the behavior limits; it did not happen,
+            # so forget it or the retry next tick would be throttled by a phantom scale.
+            state = dataclasses.replace(state, history=unscaled_history)
 
     health = status.Health(
         paused_by=ctx.paused_by,
