@@ -266,8 +266,9 @@ def world(
             "objects deleted",
         )
     finally:
-        operator.stop()
-        print("---- operator log (tail) ----\n" + operator.log()[-8000:])
+        # w.operator, not `operator`: the restart test replaces it with a new process.
+        w.operator.stop()
+        print("---- operator log (tail) ----\n" + w.operator.log()[-8000:])
 
 
 def _run_counts(w: World, run_id: str) -> tuple[int, int, int]:
